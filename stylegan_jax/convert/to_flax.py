@@ -115,8 +115,9 @@ def variables_from_state_dict(sd: StateDict, cfg: NetworkConfig, which: str) -> 
             raise ConversionError(f'{which}: tensor {name!r} has shape {tuple(np.shape(value))}, expected {want}')
     missing = [n for n in expected if n not in sd]
     if missing:
-        raise ConversionError(f'{which}: missing tensor {missing[0]!r}'
-                              + (f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''))
+        names = ', '.join(repr(n) for n in missing[:5])
+        raise ConversionError(f'{which}: missing tensor{"s" if len(missing) > 1 else ""} {names}'
+                              + (f' (and {len(missing) - 5} more)' if len(missing) > 5 else ''))
     grouped: dict[str, dict[str, np.ndarray]] = {}
     for name, (collection, _) in expected.items():
         grouped.setdefault(collection, {})[name] = np.asarray(sd[name], np.float32)
