@@ -117,6 +117,37 @@ def _hwio(weight: jax.Array) -> jax.Array:
     return jnp.transpose(weight, (2, 3, 1, 0))
 
 
+def conv_transpose_stride2(x: jax.Array, w_hwio: jax.Array) -> jax.Array:
+    """Full stride-2 transposed convolution (PyTorch conv_transpose2d, no padding), NHWC.
+
+    Output length per axis is 2n + k - 2. Computed as one ordinary convolution producing the four
+    output phases as channels, then interleaved (depth-to-space): a quarter of the work of
+    convolving a zero-dilated input, and it stays on the fast convolution path of every backend.
+    Phase r of an axis is out_r[m] = sum_j w[r + 2j] x[m - j].
+    """
+    kh, kw, cin, cout = w_hwio.shape
+    jh, jw = (kh + 1) // 2, (kw + 1) // 2
+
+    def phase_kernel(w: jax.Array, k: int, j: int, axis: int) -> jax.Array:
+        # Correlation taps c[t] = w[r + 2(J-1-t)] (zero where r + 2j runs past the kernel), per phase r.
+        out = []
+        for r in (0, 1):
+            idx = [r + 2 * (j - 1 - t) for t in range(j)]
+            parts = [jnp.take(w, i, axis=axis) if i < k else jnp.zeros_like(jnp.take(w, 0, axis=axis))
+                     for i in idx]
+            out.append(jnp.stack(parts, axis=axis))
+        return jnp.stack(out, axis=-1)  # phase as a trailing axis
+
+    ky = phase_kernel(w_hwio, kh, jh, 0)                              # [jh, kw, in, out, ry]
+    kyx = phase_kernel(ky, kw, jw, 1)                                 # [jh, jw, in, out, ry, rx]
+    n, h, wd, _ = x.shape
+    kern = kyx.reshape(jh, jw, cin, cout * 4)
+    y = jax.lax.conv_general_dilated(x, kern, (1, 1), [(jh - 1, jh - 1), (jw - 1, jw - 1)], dimension_numbers=_DN)
+    hy, wx = y.shape[1], y.shape[2]                                   # n + J - 1 per axis
+    y = y.reshape(n, hy, wx, cout, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(n, 2 * hy, 2 * wx, cout)
+    return y[:, :2 * h + kh - 2, :2 * wd + kw - 2]
+
+
 def conv2d_resample(x: jax.Array, weight: jax.Array, up: int = 1, down: int = 1, padding: int = 0,
                     taps: Sequence[float] = RESAMPLE_TAPS) -> jax.Array:
     """Cross-correlation of NHWC `x` with a [out, in, k, k] weight, with FIR up/down sampling.
@@ -135,10 +166,9 @@ def conv2d_resample(x: jax.Array, weight: jax.Array, up: int = 1, down: int = 1,
         p0 = padding + (fw + up - 1) // 2 - (kw - 1)
         p1 = padding + (fw - up) // 2 - (kw - up)
         pt = max(min(-p0, -p1), 0)
-        # Transposed conv (stride 2): dilate the input and correlate with the spatially flipped kernel.
-        wf = w[::-1, ::-1]
-        y = jax.lax.conv_general_dilated(x, wf, (1, 1), [(kh - 1 - pt, kh - 1 - pt), (kw - 1 - pt, kw - 1 - pt)],
-                                         lhs_dilation=(2, 2), dimension_numbers=_DN)
+        y = conv_transpose_stride2(x, w)
+        if pt:
+            y = y[:, pt:y.shape[1] - pt, pt:y.shape[2] - pt]
         return upfirdn2d(y, taps, padding=(p0 + pt, p1 + pt, p0 + pt, p1 + pt), gain=float(up * up))
     if down == 2 and up == 1:
         p0 = padding + (fw - down + 1) // 2
