@@ -2,6 +2,7 @@
 
     python benchmarks/bench_data_prep.py                       # all: stages on 100 images, 1e5 + 1e6 hashes
     python benchmarks/bench_data_prep.py --n 50 --hashes 1e5   # quicker
+    python benchmarks/bench_data_prep.py --skip-stages --hashes '' --scrape 10   # scrape only
     python benchmarks/bench_data_prep.py --compare-detectors   # face-detector yield table (README)
 
 Inputs are generated (no downloads): 512x512 drawn portraits for the stages, random 64-bit hashes
@@ -61,6 +62,37 @@ def bench_stages(n: int) -> dict:
             if hasattr(mod, 'bench_clean'):
                 out['clean'] = mod.bench_clean(str(tmp / 'clean_bench'), n)
     return out
+
+
+def bench_scrape(n: int = 10) -> dict:
+    """images/s of the scrape stage for n plain image URLs on a local HTTP server, with the rate
+    limits off (sleep 0): what is left is gallery-dl's start-up per source (it imports every
+    extractor to match the URL). Real runs are bounded by the configured sleeps instead."""
+    import functools
+    import http.server
+    import threading
+    from PIL import Image
+    from data_prep import faces, scrape
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / 'www').mkdir()
+        for i in range(n):
+            Image.fromarray(faces.synthetic_painted_face(i, size=512)).save(tmp / 'www' / f'p{i}.jpg', quality=92)
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp / 'www'))
+        handler.log_message = lambda *a: None
+        httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            url = f'http://127.0.0.1:{httpd.server_address[1]}/'
+            cfg = {'sleep': '0', 'sleep_request': '0', 'sleep_429': '0', 'ignore_user_config': True,
+                   'sources': [{'url': f'{url}p{i}.jpg', 'kind': 'painting'} for i in range(n)]}
+            t = time.perf_counter(); s = scrape.run(None, tmp / 'scrape', cfg); dt = time.perf_counter() - t
+            t = time.perf_counter(); scrape.run(None, tmp / 'scrape', cfg); dt2 = time.perf_counter() - t
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+    return {'images': s['kept'], 'seconds': round(dt, 2), 'images_per_s': round(s['kept'] / dt, 2),
+            'rerun_seconds_nothing_new': round(dt2, 2)}
 
 
 def bench_clustering(n: int, seed: int = 0) -> dict:
@@ -133,7 +165,10 @@ def compare_detectors(n_lfw: int = 100) -> list[dict]:
         timing[n] = 1000 * (time.perf_counter() - t) / cnt
     rows = []
     combos = [[n] for n in names] + [c for c in (
-        ['blazeface_short', 'haar'], ['blazeface_short', 'dlib_hog', 'haar'],
+        ['dlib_hog', 'haar'], ['mtcnn', 'haar'], ['mtcnn', 'dlib_hog'], ['mtcnn', 'dlib_hog', 'haar'],
+        ['mtcnn', 'animeface'], ['mtcnn', 'dlib_hog', 'animeface'], ['mtcnn', 'dlib_hog', 'animeface', 'haar'],
+        ['blazeface_short', 'haar'], ['blazeface_short', 'blazeface', 'dlib_hog', 'haar'],
+        ['blazeface_short', 'mtcnn', 'dlib_hog', 'haar'],
         F.DEFAULTS['detectors']['photo'], F.DEFAULTS['detectors']['painting']) if all(x in names for x in c)]
     seen = set()
     for c in combos:
@@ -145,6 +180,8 @@ def compare_detectors(n_lfw: int = 100) -> list[dict]:
             tot = sum(len(v) for v in ss.values())
             got = sum(any(hits[(n, k, i)] for n in c) for k, v in ss.items() for i in range(len(v)))
             row[grp] = f'{got}/{tot} ({got / tot:.3f})'
+        row['by_set'] = {k: f'{sum(any(hits[(n, k, i)] for n in c) for i in range(len(v)))}/{len(v)}'
+                         for ss in sets.values() for k, v in ss.items()}
         row['ms_per_image'] = round(sum(timing[n] for n in c), 1)
         rows.append(row)
     rows.append({'unavailable': {n: why for n, why in av.items() if why}})
@@ -157,6 +194,7 @@ def main(argv=None) -> None:
     ap.add_argument('--hashes', default='1e5,1e6', help='comma list of hash counts for clustering')
     ap.add_argument('--compare-detectors', action='store_true', help='only the face-detector yield table')
     ap.add_argument('--skip-stages', action='store_true')
+    ap.add_argument('--scrape', type=int, default=10, help='local image URLs for the scrape benchmark (0: skip)')
     a = ap.parse_args(argv)
     print(f'# {os.cpu_count()} CPUs', file=sys.stderr)
     if a.compare_detectors:
@@ -164,6 +202,9 @@ def main(argv=None) -> None:
             print(json.dumps(r))
         return
     res = {}
+    if a.scrape:
+        res['scrape'] = bench_scrape(a.scrape)
+        print(json.dumps({'scrape': res['scrape']}), flush=True)
     if not a.skip_stages:
         res['stages'] = bench_stages(a.n)
         print(json.dumps(res['stages']), flush=True)

@@ -127,6 +127,9 @@ def _adhoc_builder_cls():
 def run(input_dir: Path, output_dir: Path, cfg: dict | None = None) -> dict:
     """Write the TFDS dataset for input_dir into output_dir (see module doc); returns the summary."""
     from data_prep import report as rp
+    unknown = set(cfg or {}) - set(DEFAULTS)
+    if unknown:  # a typo (say 'photo_ration') must not silently keep every image
+        raise ValueError(f'build: unknown config keys {sorted(unknown)}')
     cfg = {**DEFAULTS, **{k: v for k, v in dict(cfg or {}).items() if v is not None or k == 'photo_ratio'}}
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir():

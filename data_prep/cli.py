@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 STAGES = ('scrape', 'clean', 'faces', 'dedup', 'build')
 PROG = 'data-prep'
+TOP_KEYS = ('name', 'category', 'categories', 'root', 'sources', 'description') + STAGES
 
 
 class CliError(Exception):
@@ -73,6 +74,12 @@ def load_config(path: str | Path | None) -> dict:
     cfg = _plain(cfg)
     if not isinstance(cfg, dict):
         raise CliError(f'{p}: config must be a dict / ConfigDict, got {type(cfg).__name__}', 2)
+    unknown = set(cfg) - set(TOP_KEYS)
+    if unknown:  # e.g. a misspelt section ('face' for 'faces') would otherwise be ignored
+        raise CliError(f'{p}: unknown config sections {sorted(unknown)} (known: {list(TOP_KEYS)})', 2)
+    for st in STAGES:
+        if cfg.get(st) is not None and not isinstance(cfg[st], dict):
+            raise CliError(f'{p}: section {st!r} must be a dict, got {type(cfg[st]).__name__}', 2)
     return cfg
 
 

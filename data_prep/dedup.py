@@ -299,6 +299,9 @@ def _hash_file(path: Path) -> dict:
 def run(input_dir: Path, output_dir: Path, cfg: dict | None = None) -> dict:
     """Deduplicate the images of input_dir into output_dir (kept files copied); see module doc."""
     from data_prep import report as rp
+    unknown = set(cfg or {}) - set(DEFAULTS)
+    if unknown:  # a typo must not silently fall back to a default
+        raise ValueError(f'dedup: unknown config keys {sorted(unknown)}')
     cfg = {**DEFAULTS, **dict(cfg or {})}
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir():

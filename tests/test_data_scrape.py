@@ -1,5 +1,5 @@
 """scrape stage against a local HTTP server on 127.0.0.1 (no internet): gallery-dl's direct-link
-extractor, a 429 answered once, a 404, a truncated file, sidecar metadata, archive-based re-runs."""
+extractor, a 429 and a 503 answered once, a 404, a truncated file, sidecar metadata, archive-based re-runs."""
 from __future__ import annotations
 
 import http.server
@@ -24,7 +24,8 @@ def _jpeg(seed: int) -> bytes:
 
 
 class _Server:
-    """Serves FILES; /busy.jpg answers 429 on its first request; counts requests per path."""
+    """Serves FILES; /busy.jpg answers 429 and /flaky.jpg 503 on their first request; counts requests
+    per path."""
 
     def __init__(self, files: dict[str, bytes]):
         self.files, self.hits = files, {}
@@ -36,8 +37,8 @@ class _Server:
                 path = self.path.split('?')[0]
                 with outer.lock:
                     n = outer.hits[path] = outer.hits.get(path, 0) + 1
-                if path == '/busy.jpg' and n == 1:
-                    self.send_response(429)
+                if path in ('/busy.jpg', '/flaky.jpg') and n == 1:
+                    self.send_response(429 if path == '/busy.jpg' else 503)
                     self.send_header('Retry-After', '0')
                     self.send_header('Content-Length', '0')
                     self.end_headers()
@@ -74,7 +75,8 @@ class _Server:
 @pytest.fixture()
 def server():
     good = _jpeg(1)
-    files = {'/a.jpg': good, '/b.jpg': _jpeg(2), '/busy.jpg': _jpeg(3), '/broken.jpg': good[: len(good) // 3]}
+    files = {'/a.jpg': good, '/b.jpg': _jpeg(2), '/busy.jpg': _jpeg(3), '/flaky.jpg': _jpeg(4),
+             '/broken.jpg': good[: len(good) // 3]}
     with _Server(files) as s:
         yield s
 
@@ -107,13 +109,14 @@ def test_scrape_local_server(server, tmp_path):
                {'url': server.url('busy.jpg'), 'kind': 'painting'},
                {'url': server.url('broken.jpg'), 'kind': 'painting'},
                {'url': server.url('missing.jpg'), 'kind': 'photo'},
-               {'url': server.url('b.jpg'), 'kind': 'painting'}]
+               {'url': server.url('b.jpg'), 'kind': 'painting'},
+               {'url': server.url('flaky.jpg'), 'kind': 'photo'}]
     summary = scrape.run(None, out, {**FAST, 'sources': sources})
 
     files = iter_images(out)
     names = sorted(p.name.split('_', 2)[2] for p in files)
-    assert names == ['a.jpg', 'b.jpg', 'broken.jpg', 'busy.jpg']  # 429 retried, 404 not saved
-    assert server.hits['/busy.jpg'] == 2
+    assert names == ['a.jpg', 'b.jpg', 'broken.jpg', 'busy.jpg', 'flaky.jpg']  # 429/503 retried, 404 not saved
+    assert server.hits['/busy.jpg'] == 2 and server.hits['/flaky.jpg'] == 2
     # bytes arrive unchanged (the truncated one too: judging it is clean's job)
     for p in files:
         assert p.read_bytes() == server.files['/' + p.name.split('_', 2)[2]]
@@ -125,16 +128,16 @@ def test_scrape_local_server(server, tmp_path):
 
     rep = json.loads((out / 'report.json').read_text())
     rows = rep['files']
-    assert sum(r['status'] == 'kept' for r in rows) == 4
+    assert sum(r['status'] == 'kept' for r in rows) == 5
     bad = [r for r in rows if r['status'] == 'rejected']
     assert len(bad) == 1 and bad[0]['path'] == server.url('missing.jpg') and '404' in bad[0]['reason']
-    assert summary['by_kind'] == {'photo': 1, 'painting': 3}
+    assert summary['by_kind'] == {'photo': 2, 'painting': 3}
     assert (out / 'report' / 'kept.png').exists()
 
     # re-run: the archive means no image is requested again, and nothing changes
     hits_before = dict(server.hits)
     summary2 = scrape.run(None, out, {**FAST, 'sources': sources})
-    for path in ('/a.jpg', '/b.jpg', '/busy.jpg', '/broken.jpg'):
+    for path in ('/a.jpg', '/b.jpg', '/busy.jpg', '/broken.jpg', '/flaky.jpg'):
         assert server.hits[path] == hits_before[path], path
-    assert summary2['new'] == 0 and summary2['kept'] == 4
+    assert summary2['new'] == 0 and summary2['kept'] == 5
     assert sorted(iter_images(out)) == sorted(files)
