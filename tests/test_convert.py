@@ -189,3 +189,29 @@ def test_w_avg_recorded_in_network_json(converted):
     name, ckpt, _, _, _ = converted
     info = json.loads((ckpt / 'network.json').read_text())
     assert 'notes' in json.dumps(info)
+
+
+def test_dnnlib_easydict_reads_as_plain_dict(monkeypatch):
+    """StyleGAN2-ADA train.py pickles nested kwargs as dnnlib.util.EasyDict: read as data, not refused."""
+    import sys
+    import types
+    mod = types.ModuleType('dnnlib.util')
+
+    class EasyDict(dict):
+        def __getattr__(self, name):
+            try:
+                return self[name]
+            except KeyError:
+                raise AttributeError(name) from None
+
+    EasyDict.__module__, EasyDict.__qualname__ = 'dnnlib.util', 'EasyDict'
+    mod.EasyDict = EasyDict
+    monkeypatch.setitem(sys.modules, 'dnnlib', types.ModuleType('dnnlib'))
+    monkeypatch.setitem(sys.modules, 'dnnlib.util', mod)
+    blob = pickle.dumps({'mapping_kwargs': EasyDict(num_layers=8, nested=EasyDict(lr=0.01))}, protocol=4)
+    monkeypatch.delitem(sys.modules, 'dnnlib.util')
+    monkeypatch.delitem(sys.modules, 'dnnlib')
+    out = unpickle.load_pickle(__import__('io').BytesIO(blob))
+    assert out == {'mapping_kwargs': {'num_layers': 8, 'nested': {'lr': 0.01}}}
+    assert isinstance(out['mapping_kwargs'], unpickle.EasyDictRecord)
+    assert b'dnnlib.util' in blob and b'EasyDict' in blob  # the pickle really names the global

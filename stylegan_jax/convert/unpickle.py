@@ -47,6 +47,15 @@ class PersistentRecord:
         return self.meta.get('state') or {}
 
 
+class EasyDictRecord(dict):
+    """`dnnlib.util.EasyDict` (a dict with attribute access): StyleGAN2-ADA's train.py passes every
+    nested constructor kwarg (mapping_kwargs, synthesis_kwargs, ...) as one, so real snapshots name it.
+    Read as a plain dict; any pickled instance state is ignored (EasyDict keeps none)."""
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
 class TFNetworkRecord:
     """NVlabs `dnnlib.tflib.network.Network`, kept as its pickled state (never its build source)."""
 
@@ -174,13 +183,19 @@ NUMPY_GLOBALS: dict[tuple[str, str], Any] = {
        for n in ('float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'bool')},
 }
 
+# dnnlib.EasyDict is defined in dnnlib/util.py, so pickles name it dnnlib.util.EasyDict.
+DNNLIB_GLOBALS: dict[tuple[str, str], Any] = {
+    ('dnnlib.util', 'EasyDict'): EasyDictRecord,
+    ('dnnlib', 'EasyDict'): EasyDictRecord,
+}
+
 SG2ADA_GLOBALS: dict[tuple[str, str], Any] = {
-    **TORCH_GLOBALS, **NUMPY_GLOBALS,
+    **TORCH_GLOBALS, **NUMPY_GLOBALS, **DNNLIB_GLOBALS,
     ('torch_utils.persistence', '_reconstruct_persistent_obj'): PersistentRecord,
 }
 
 TF_GLOBALS: dict[tuple[str, str], Any] = {
-    **NUMPY_GLOBALS,
+    **NUMPY_GLOBALS, **DNNLIB_GLOBALS,
     ('dnnlib.tflib.network', 'Network'): TFNetworkRecord,
     ('collections', 'OrderedDict'): collections.OrderedDict,
     ('_codecs', 'encode'): _codecs_encode,
