@@ -142,7 +142,10 @@ def conv_transpose_stride2(x: jax.Array, w_hwio: jax.Array) -> jax.Array:
     kyx = phase_kernel(ky, kw, jw, 1)                                 # [jh, jw, in, out, ry, rx]
     n, h, wd, _ = x.shape
     kern = kyx.reshape(jh, jw, cin, cout * 4)
-    y = jax.lax.conv_general_dilated(x, kern, (1, 1), [(jh - 1, jh - 1), (jw - 1, jw - 1)], dimension_numbers=_DN)
+    # Pad explicitly and convolve 'valid': with the padding inside the conv, XLA:CPU computes the
+    # kernel gradient of this even-sized kernel on a slow path (~100x slower at 32x32x256).
+    x = jnp.pad(x, ((0, 0), (jh - 1, jh - 1), (jw - 1, jw - 1), (0, 0)))
+    y = jax.lax.conv_general_dilated(x, kern, (1, 1), [(0, 0), (0, 0)], dimension_numbers=_DN)
     hy, wx = y.shape[1], y.shape[2]                                   # n + J - 1 per axis
     y = y.reshape(n, hy, wx, cout, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(n, 2 * hy, 2 * wx, cout)
     return y[:, :2 * h + kh - 2, :2 * wd + kw - 2]
