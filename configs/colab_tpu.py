@@ -1,0 +1,31 @@
+"""configs/transfer512.py on a Colab TPU (8 cores, e.g. v2-8): batch 32 = 4 per core, bfloat16.
+
+    python run_train.py --config configs/colab_tpu.py --workdir /content/drive/MyDrive/runs/witcher512 \
+        --config.transfer.path=ckpt/anime512 --config.data.path=data/witcher/build
+
+Only the device settings differ from transfer512 (same network, so the same checkpoint transfers):
+the step is `pmap`ped over all local TPU cores (jax.local_devices()); batch 32 must divide by their
+number (8 -> 4 images per core, which is also the minibatch-stddev group). The 4 highest resolutions
+(64..512) of G and D are computed in bfloat16 (model.num_fp16_res=4, model.mixed_dtype='bfloat16', the
+TPU's native matmul type; parameters, optimiser state and losses stay float32). ema_kimg auto = 32 *
+10 / 32 = 10. data.path is a TFDS directory (from `data-prep build`), read with tf.data on the host.
+Put the workdir on Google Drive so checkpoints survive a disconnect; rerunning resumes.
+"""
+import importlib.util
+import pathlib
+
+
+def _transfer512():
+    """configs/transfer512.py's get_config() (config files are loaded by path, not as a package)."""
+    path = pathlib.Path(__file__).with_name('transfer512.py')
+    spec = importlib.util.spec_from_file_location('_configs_transfer512', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def get_config():
+    c = _transfer512()
+    c.model.update(num_fp16_res=4, mixed_dtype='bfloat16')
+    c.train.update(batch=32, batch_gpu=0)
+    return c
