@@ -19,6 +19,7 @@ continues to config.train.total_kimg exactly as an uninterrupted run would.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -187,6 +188,19 @@ def restore_checkpoint(manager: Any, template: step_lib.TrainState, step: int | 
 
 # --------------------------------------------------------------------------- monitoring helpers
 
+@functools.lru_cache(maxsize=8)
+def _grid_fn(cfg: networks.NetworkConfig) -> Any:
+    """Jitted (G variables, z, c) -> uint8 images, built once per config and process (a resumed
+    run in the same process does not compile it again)."""
+    gen = networks.Generator(cfg)
+
+    def run(variables: dict, z: jax.Array, c: jax.Array) -> jax.Array:
+        img = gen.apply(variables, z, c if cfg.c_dim else None, 1.0, None, 'const')
+        return (img * 127.5 + 128).clip(0, 255).astype(jnp.uint8)  # = sample.to_uint8
+
+    return jax.jit(run)
+
+
 class GridSampler:
     """G_ema on fixed seeds -> grid PNGs (noise const, psi 1), one jitted function."""
 
@@ -197,13 +211,7 @@ class GridSampler:
         self.c = np.zeros((len(seeds), cfg.c_dim), np.float32)
         if cfg.c_dim:
             self.c[np.arange(len(seeds)), np.arange(len(seeds)) % cfg.c_dim] = 1
-        gen = networks.Generator(cfg)
-
-        def run(variables: dict, z: jax.Array, c: jax.Array) -> jax.Array:
-            img = gen.apply(variables, z, c if cfg.c_dim else None, 1.0, None, 'const')
-            return (img * 127.5 + 128).clip(0, 255).astype(jnp.uint8)  # = sample.to_uint8
-
-        self._fn = jax.jit(run)
+        self._fn = _grid_fn(cfg)
 
     def save(self, variables: dict, path: pathlib.Path) -> pathlib.Path:
         from stylegan_jax.sample import image_grid
@@ -238,7 +246,8 @@ def plot_loss_curves(history: list[dict[str, float]], path: pathlib.Path) -> Non
             if pts:
                 ax.plot(*zip(*pts), label=name.split('/', 1)[1])
         ax.set_xlabel('kimg')
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a panel without data (e.g. no ADA) gets no empty legend
+            ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     tmp = path.with_suffix('.tmp.png')
@@ -310,20 +319,44 @@ def _check_network_json(workdir: pathlib.Path, cfg: networks.NetworkConfig) -> N
                             'use a new --workdir')
 
 
+def _read_history(path: pathlib.Path, step: int) -> list[dict[str, Any]]:
+    """The logged scalars up to `step` (the restored checkpoint). Entries after it were logged by the
+    interrupted run and will be logged again, so the file is rewritten without them (and without a
+    line cut off by a crash); otherwise the file and the curves would hold those steps twice."""
+    if not path.is_file():
+        return []
+    lines = [l for l in path.read_text().splitlines() if l.strip()]
+    history = []
+    for line in lines:
+        try:
+            h = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(h, dict) and h.get('step', 0) <= step:
+            history.append(h)
+    if len(history) != len(lines) and jax.process_index() == 0:
+        tmp = path.with_suffix('.tmp')
+        tmp.write_text(''.join(json.dumps(h) + '\n' for h in history))
+        os.replace(tmp, path)
+    return history
+
+
 def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> step_lib.TrainState:
     """Train (or resume) per `config` in `workdir`; returns the final host state."""
+    workdir = pathlib.Path(workdir).absolute()
+    cfg = network_config(config)
+    tc = train_config(config, cfg, jax.process_count())
+    trainer = step_lib.get_trainer(cfg, tc)
+    _check_network_json(workdir, cfg)
+    workdir.mkdir(parents=True, exist_ok=True)  # after the checks: a rejected config leaves no empty workdir
+    # Heavy imports (clu loads TensorFlow, which logs to stderr) only after the config checks, so a
+    # bad setting is reported as the single error line.
     from clu import metric_writers
     from tqdm import tqdm
 
     from stylegan_jax.sample import parse_seeds
     from stylegan_jax.train import input_pipeline
 
-    workdir = pathlib.Path(workdir).absolute()
-    workdir.mkdir(parents=True, exist_ok=True)
-    cfg = network_config(config)
-    tc = train_config(config, cfg, jax.process_count())
-    trainer = step_lib.get_trainer(cfg, tc)
-    _check_network_json(workdir, cfg)
     batch = tc.batch
     total_steps = max(1, math.ceil(float(config.train.total_kimg) * 1000 / batch))
     kimg_of = lambda s: s * batch / 1000  # noqa: E731
@@ -335,7 +368,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> step_lib.Trai
         state, meta = restore_checkpoint(manager, template)
         if int(meta.get('batch', batch)) != batch:
             raise TrainingError(f'{workdir}: checkpoint was trained with batch {meta["batch"]}, config says {batch}')
-        _info(f'resumed from kimg {kimg_of(int(state.step)):.1f}')
+        _info(f'resumed from kimg {kimg_of(int(state.step)):.1f} (step {int(state.step)})')
     else:
         state = _initial_state(config, cfg, tc)
     step = int(state.step)
@@ -363,10 +396,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> step_lib.Trai
     fid_every = max(1, round(float(config.log.fid_kimg or 0) * 1000 / batch)) if evaluator else 0
     max_bad = max(1, int(config.train.max_bad_steps))
     history_path = workdir / 'loss_history.jsonl'
-    history = []
-    if history_path.is_file():
-        history = [json.loads(l) for l in history_path.read_text().splitlines() if l.strip()]
-        history = [h for h in history if h.get('step', 0) <= step]
+    history = _read_history(history_path, step)
 
     def meta() -> dict[str, Any]:
         return {'step': step, 'kimg': kimg_of(step), 'batch': batch, 'seed': int(config.seed),
@@ -392,9 +422,10 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> step_lib.Trai
         pending.append(metrics)
         # NaN guard, read one step late so the host does not wait for the device every step.
         if prev_ok is not None:
-            if not bool(jax.device_get(prev_ok[0])):
+            if not bool(trainer.unreplicate(prev_ok)):
                 bad += 1
-                _info(f'non-finite loss or gradient at step {step - 1}: step skipped ({bad} in a row)')
+                # prev_ok belongs to the step before the one just run: 0-based index step - 2.
+                _info(f'non-finite loss or gradient at step {step - 2}: step skipped ({bad} in a row)')
                 if bad >= max_bad:
                     last = manager.latest_step()
                     raise TrainingError(f'stopped after {bad} consecutive non-finite steps; last good checkpoint: '
@@ -423,7 +454,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> step_lib.Trai
             bar.set_postfix_str(f'{sec_per_kimg:.1f} sec/kimg, G {avg.get("Loss/G/loss", float("nan")):.3f}, '
                                 f'D {avg.get("Loss/D/loss", float("nan")):.3f}, p {avg.get("Progress/augment", 0):.3f}')
         if step % ckpt_every == 0 or done:
-            if not bool(jax.device_get(ok[0])) and bad + 1 >= max_bad:
+            if not bool(trainer.unreplicate(ok)) and bad + 1 >= max_bad:
                 continue  # about to stop on the guard: leave the last good checkpoint as it is
             host = jax.device_get(trainer.unreplicate(rstate))
             save_checkpoint(manager, host, meta())
@@ -438,7 +469,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> step_lib.Trai
     bar.close()
     writer.flush()
     writer.close()
-    if prev_ok is not None and not bool(jax.device_get(prev_ok[0])):
+    if prev_ok is not None and not bool(trainer.unreplicate(prev_ok)):
         _info(f'non-finite loss or gradient at step {step - 1}: step skipped')
     _info(f'done: {kimg_of(step):.1f} kimg; checkpoints in {workdir / "checkpoints"}; '
           f'sample with: stylegan-sample --checkpoint {workdir} --seeds 0-15 --outdir OUT')

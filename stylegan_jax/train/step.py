@@ -114,10 +114,10 @@ def freeze_mask(cfg: networks.NetworkConfig, d_params: dict, freeze_d: int) -> d
     return {k: jax.tree_util.tree_map(lambda _: k not in frozen, v) for k, v in d_params.items()}
 
 
-def init_networks(cfg: networks.NetworkConfig, key: jax.Array) -> tuple[dict, dict]:
-    """(G variables, D variables) with the reference initialisation, same draws as
-    `networks.init_generator` / `init_discriminator`, but jitted (eager Flax init is slow on CPU)."""
-    k_g, k_d = jax.random.split(key)
+@functools.lru_cache(maxsize=16)
+def _init_fn(cfg: networks.NetworkConfig) -> Callable[[jax.Array, jax.Array], tuple[dict, dict]]:
+    """The jitted initialiser of one config, built once per process: a resumed run initialises a
+    template state and a fresh one its networks, and compiling this costs seconds on a CPU."""
 
     @jax.jit
     def run(k_g: jax.Array, k_d: jax.Array) -> tuple[dict, dict]:
@@ -129,7 +129,14 @@ def init_networks(cfg: networks.NetworkConfig, key: jax.Array) -> tuple[dict, di
         d = networks.Discriminator(cfg).init({'params': k_d}, img, c)
         return g, d
 
-    g, d = run(k_g, k_d)
+    return run
+
+
+def init_networks(cfg: networks.NetworkConfig, key: jax.Array) -> tuple[dict, dict]:
+    """(G variables, D variables) with the reference initialisation, same draws as
+    `networks.init_generator` / `init_discriminator`, but jitted (eager Flax init is slow on CPU)."""
+    k_g, k_d = jax.random.split(key)
+    g, d = _init_fn(cfg)(k_g, k_d)
     to_np = functools.partial(jax.tree_util.tree_map, np.asarray)
     return to_np(flax.core.unfreeze(g)), to_np(flax.core.unfreeze(d))
 
@@ -396,7 +403,19 @@ class Trainer:
 
     @staticmethod
     def unreplicate(tree: Any) -> Any:
-        return jax.tree_util.tree_map(lambda x: x[0], tree)
+        """The first local device's copy of every leaf of a replicated tree (state, metrics, ok).
+
+        Reads one shard instead of indexing: `x[0]` on an array sharded over the devices is a
+        computation over all of them with a collective, and XLA:CPU aborts the whole process when a
+        collective's participants do not all arrive within its timeout, which happened with 8
+        virtual CPU devices on a loaded 2-core host.
+        """
+        def first(x: Any) -> Any:
+            if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
+                return x.addressable_shards[0].data.reshape(x.shape[1:])  # one device, no collective
+            return x[0]
+
+        return jax.tree_util.tree_map(first, tree)
 
 
 _TRAINERS: dict[tuple, Trainer] = {}
@@ -417,5 +436,5 @@ def train_steps(trainer: Trainer, state: TrainState, batches: Iterable[dict], st
     out = []
     for i, batch in enumerate(batches):
         state, metrics, ok = trainer.step(state, trainer.shard(batch), start + i)
-        out.append({**jax.device_get(trainer.unreplicate(metrics)), 'ok': bool(jax.device_get(ok[0]))})
+        out.append({**jax.device_get(trainer.unreplicate(metrics)), 'ok': bool(trainer.unreplicate(ok))})
     return state, out
