@@ -11,21 +11,11 @@ their memory; a T4 has no bfloat16 tensor cores, so the gain there is memory, no
 it is both). Chunks (train.batch_gpu < batch) are vmapped, not looped, so they do not save memory:
 if a T4 runs out of memory, lower the batch (`--config.train.batch=4 --config.train.batch_gpu=4`).
 """
-import importlib.util
-import pathlib
-
-
-def _transfer512():
-    """configs/transfer512.py's get_config() (config files are loaded by path, not as a package)."""
-    path = pathlib.Path(__file__).with_name('transfer512.py')
-    spec = importlib.util.spec_from_file_location('_configs_transfer512', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from stylegan_jax.train.loop import sibling_config
 
 
 def get_config():
-    c = _transfer512()
+    c = sibling_config(__file__, 'transfer512')
     c.model.update(num_fp16_res=4, mixed_dtype='bfloat16')
     c.train.update(batch=8, batch_gpu=8)
     c.log.update(grid_seeds='0-15')

@@ -11,21 +11,11 @@ TPU's native matmul type; parameters, optimiser state and losses stay float32). 
 10 / 32 = 10. data.path is a TFDS directory (from `data-prep build`), read with tf.data on the host.
 Put the workdir on Google Drive so checkpoints survive a disconnect; rerunning resumes.
 """
-import importlib.util
-import pathlib
-
-
-def _transfer512():
-    """configs/transfer512.py's get_config() (config files are loaded by path, not as a package)."""
-    path = pathlib.Path(__file__).with_name('transfer512.py')
-    spec = importlib.util.spec_from_file_location('_configs_transfer512', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from stylegan_jax.train.loop import sibling_config
 
 
 def get_config():
-    c = _transfer512()
+    c = sibling_config(__file__, 'transfer512')
     c.model.update(num_fp16_res=4, mixed_dtype='bfloat16')
     c.train.update(batch=32, batch_gpu=0)
     return c

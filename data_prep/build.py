@@ -139,9 +139,7 @@ def run(input_dir: Path, output_dir: Path, cfg: dict | None = None) -> dict:
     categories = [str(c) for c in (cfg['categories'] or [category])]
     res, version = int(cfg['resolution']), str(cfg['version'])
     rep = rp.StageReport.open(output_dir, 'build')
-    files = [Path(f) for f in rp.iter_images(input_dir)]
-    if output_dir.resolve().is_relative_to(input_dir.resolve()):
-        files = [f for f in files if not f.resolve().is_relative_to(output_dir.resolve())]
+    files = rp.stage_inputs(input_dir, output_dir)
 
     # 1) metadata + validity (cheap header read; the full decode happens while writing)
     from PIL import Image

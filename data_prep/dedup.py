@@ -307,9 +307,7 @@ def run(input_dir: Path, output_dir: Path, cfg: dict | None = None) -> dict:
     if not input_dir.is_dir():
         raise FileNotFoundError(f'{input_dir}: input folder does not exist')
     rep = rp.StageReport.open(output_dir, 'dedup')
-    files = [Path(f) for f in rp.iter_images(input_dir)]
-    if output_dir.resolve().is_relative_to(input_dir.resolve()):
-        files = [f for f in files if not f.resolve().is_relative_to(output_dir.resolve())]
+    files = rp.stage_inputs(input_dir, output_dir)
 
     # 1) hashes (resumable: cached in each record's extra, recomputed only for new inputs)
     info: dict[str, dict] = {}

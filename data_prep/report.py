@@ -222,6 +222,16 @@ def iter_images(input_dir: Path) -> list[Path]:
     return sorted(out)
 
 
+def stage_inputs(input_dir: Path, output_dir: Path) -> list[Path]:
+    """``iter_images(input_dir)`` without the stage's own outputs when OUTPUT lies inside INPUT."""
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    files = iter_images(input_dir)
+    if output_dir.resolve().is_relative_to(input_dir.resolve()):
+        out = output_dir.resolve()
+        files = [f for f in files if not f.resolve().is_relative_to(out)]
+    return files
+
+
 def read_sidecar(path: Path) -> dict:
     """Metadata JSON next to an image (``<image>.json``: source url, kind, ...); ``{}`` if absent or unreadable."""
     side = Path(str(path) + '.json')

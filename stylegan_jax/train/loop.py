@@ -75,6 +75,17 @@ def default_config() -> Any:
 
 
 
+def sibling_config(config_file: str | os.PathLike, name: str) -> Any:
+    """`get_config()` of configs/NAME.py next to `config_file`: lets one config file build on another
+    (config files are loaded by path, not imported as a package)."""
+    import importlib.util
+    path = pathlib.Path(config_file).with_name(f'{name}.py')
+    spec = importlib.util.spec_from_file_location(f'_stylegan_jax_config_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
 def network_config(config: Any) -> networks.NetworkConfig:
     """NetworkConfig from config.model (unknown keys are an error); the resolution comes from config.data."""
     d = dict(config.model.to_dict() if hasattr(config.model, 'to_dict') else config.model)
