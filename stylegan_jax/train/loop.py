@@ -444,7 +444,8 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> step_lib.Trai
             else:
                 bad = 0
         prev_ok = ok
-        bar.update(batch / 1000)
+        bar.n = round(kimg_of(step), 3)  # set, not accumulated: float sums overshoot the total
+        bar.update(0)
         done = step >= total_steps
         if step % log_every == 0 or done:
             vals = jax.device_get([trainer.unreplicate(m) for m in pending])
