@@ -197,3 +197,15 @@ def test_lazy_regularisation_adam_hyperparameters():
     for g, w in zip(grads, _adam_reference(grads, 0.003, 0.5, 0.99, tc.eps)):
         upd, opt = tx.update(jnp.asarray(g), opt, params)
         np.testing.assert_allclose(np.asarray(upd), w, rtol=1e-5, atol=1e-7)
+
+
+def test_prefetch_keeps_order_and_shards_over_devices():
+    """Device prefetch is a pure re-timing: same batches, same order, each split over the 8 devices."""
+    trainer = step_lib.Trainer(CFG, LIGHT, jax.local_devices())
+    batches = _batches(5)
+    out = list(trainer.prefetch(iter(batches), size=2))
+    assert len(out) == 5
+    for host, dev in zip(batches, out):
+        assert dev['image'].shape == (trainer.n_local, 8 // trainer.n_local) + host['image'].shape[1:]
+        assert len(dev['image'].sharding.device_set) == trainer.n_local
+        np.testing.assert_array_equal(np.asarray(dev['image']).reshape(host['image'].shape), host['image'])

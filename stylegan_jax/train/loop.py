@@ -395,6 +395,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> step_lib.Trai
 
     data = input_pipeline.create_input_iter(config.data, batch, int(config.seed), start_step=step,
                                             c_dim=cfg.c_dim, workdir=str(workdir))
+    device_batches = trainer.prefetch(data)
     writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
     grid = GridSampler(cfg, parse_seeds(str(config.log.grid_seeds)))
     evaluator, why = _make_evaluator(config, workdir)
@@ -427,8 +428,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> step_lib.Trai
     bad = 0
     t_last, step_last = time.time(), step
     while step < total_steps:
-        batch_np = next(data)
-        rstate, metrics, ok = trainer.step(rstate, trainer.shard(batch_np), step)
+        rstate, metrics, ok = trainer.step(rstate, next(device_batches), step)
         step += 1
         pending.append(metrics)
         # NaN guard, read one step late so the host does not wait for the device every step.

@@ -20,9 +20,11 @@ step counter, which advances so the next step draws new randomness) and `ok` is 
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
-from typing import Any, Callable, Iterable
+import itertools
+from typing import Any, Callable, Iterable, Iterator
 
 import flax
 import jax
@@ -387,19 +389,35 @@ class Trainer:
         n = self.n_local
         return {k: v.reshape((n, v.shape[0] // n) + v.shape[1:]) for k, v in batch.items()}
 
+    def _device_sharding(self) -> jax.sharding.NamedSharding:
+        """Leading axis split over the local devices: the sharding pmap itself produces (jax >= 0.8
+        implements pmap with shard_map), so arrays placed with it go in without a copy."""
+        mesh = jax.sharding.Mesh(np.asarray(self.devices), (AXIS,))
+        return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS))
+
     def replicate(self, state: TrainState) -> TrainState:
         """Copy a host/single-device state onto every local device (leading device axis)."""
-        n = self.n_local
+        n, sharding = self.n_local, self._device_sharding()
 
         def put(x: Any) -> jax.Array:
-            x = np.broadcast_to(np.asarray(x), (n,) + np.shape(x))
-            return jax.device_put(x, sharding)
-
-        # The sharding pmap itself produces (jax >= 0.8 implements pmap with shard_map).
-        mesh = jax.sharding.Mesh(np.asarray(self.devices), (AXIS,))
-        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS))
+            return jax.device_put(np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), sharding)
 
         return jax.tree_util.tree_map(put, state)
+
+    def prefetch(self, batches: Iterator[dict[str, np.ndarray]], size: int = 2) -> Iterator[dict[str, jax.Array]]:
+        """Shard per-process batches and start their host-to-device copies `size` steps ahead, so the
+        transfer overlaps the running step (device_put is asynchronous)."""
+        sharding = self._device_sharding()
+        queue: collections.deque = collections.deque()
+
+        def enqueue(n: int) -> None:
+            for batch in itertools.islice(batches, n):
+                queue.append({k: jax.device_put(v, sharding) for k, v in self.shard(batch).items()})
+
+        enqueue(size)
+        while queue:
+            yield queue.popleft()
+            enqueue(1)
 
     @staticmethod
     def unreplicate(tree: Any) -> Any:
