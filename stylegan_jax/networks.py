@@ -397,24 +397,24 @@ def param_count(tree: Any) -> int:
     return int(sum(np.size(x) for x in jax.tree_util.tree_leaves(tree)))
 
 
-def flatten_names(tree: dict, prefix: str = '') -> dict[str, Any]:
-    """{'a': {'b': x}} -> {'a.b': x} (reference state-dict style names)."""
+def flatten_names(tree: dict, prefix: str = '', sep: str = '.') -> dict[str, Any]:
+    """{'a': {'b': x}} -> {'a.b': x} (reference state-dict style names; `sep` joins the levels)."""
     out: dict[str, Any] = {}
     for k, v in tree.items():
         name = f'{prefix}{k}'
         if isinstance(v, dict) or hasattr(v, 'items'):
-            out.update(flatten_names(dict(v), name + '.'))
+            out.update(flatten_names(dict(v), name + sep, sep))
         else:
             out[name] = v
     return out
 
 
-def unflatten_names(flat: dict[str, Any]) -> dict:
+def unflatten_names(flat: dict[str, Any], sep: str = '.') -> dict:
     """Inverse of `flatten_names`."""
     tree: dict = {}
     for name, v in flat.items():
         node = tree
-        parts = name.split('.')
+        parts = name.split(sep)
         for p in parts[:-1]:
             node = node.setdefault(p, {})
         node[parts[-1]] = v

@@ -249,18 +249,21 @@ def sample_params(key: jax.Array, p: jax.Array, spec: AugmentSpec, batch: int, h
         s = jnp.where(on, jnp.exp2(nrm() * spec.scale_std), 1.0)
         geom, geom_on = _mm(geom, _scale2d(1 / s, 1 / s)), geom_on | on
     p_rot = 1 - jnp.sqrt(jnp.clip(1 - spec.rotate * p, 0.0, 1.0))  # P(pre OR post) = p * rotate
-    if spec.rotate > 0:
+
+    def rotate(geom: jax.Array, geom_on: jax.Array) -> tuple[jax.Array, jax.Array]:
+        # Arbitrary rotation, applied twice (before and after the anisotropic scaling) like the reference.
         on = uni() < p_rot
         theta = jnp.where(on, (uni() * 2 - 1) * np.pi * spec.rotate_max, 0.0)
-        geom, geom_on = _mm(geom, _rotate2d(jnp.cos(theta), jnp.sin(theta))), geom_on | on
+        return _mm(geom, _rotate2d(jnp.cos(theta), jnp.sin(theta))), geom_on | on
+
+    if spec.rotate > 0:
+        geom, geom_on = rotate(geom, geom_on)
     if spec.aniso > 0:
         on = gate(spec.aniso)
         s = jnp.where(on, jnp.exp2(nrm() * spec.aniso_std), 1.0)
         geom, geom_on = _mm(geom, _scale2d(1 / s, s)), geom_on | on
     if spec.rotate > 0:
-        on = uni() < p_rot
-        theta = jnp.where(on, (uni() * 2 - 1) * np.pi * spec.rotate_max, 0.0)
-        geom, geom_on = _mm(geom, _rotate2d(jnp.cos(theta), jnp.sin(theta))), geom_on | on
+        geom, geom_on = rotate(geom, geom_on)
     if spec.xfrac > 0:
         on = gate(spec.xfrac)
         t = jnp.where(on[:, None], nrm((n, 2)) * spec.xfrac_std, 0.0)

@@ -203,11 +203,12 @@ def restore_checkpoint(manager: Any, template: step_lib.TrainState, step: int | 
 def _grid_fn(cfg: networks.NetworkConfig) -> Any:
     """Jitted (G variables, z, c) -> uint8 images, built once per config and process (a resumed
     run in the same process does not compile it again)."""
+    from stylegan_jax.sample import to_uint8
     gen = networks.Generator(cfg)
 
     def run(variables: dict, z: jax.Array, c: jax.Array) -> jax.Array:
         img = gen.apply(variables, z, c if cfg.c_dim else None, 1.0, None, 'const')
-        return (img * 127.5 + 128).clip(0, 255).astype(jnp.uint8)  # = sample.to_uint8
+        return to_uint8(img)
 
     return jax.jit(run)
 

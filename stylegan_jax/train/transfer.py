@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from stylegan_jax.networks import NetworkConfig
+from stylegan_jax.networks import NetworkConfig, flatten_names, unflatten_names
 
 __all__ = ['TransferRow', 'transfer_variables', 'load_transfer_source', 'format_table', 'ACTIONS']
 
@@ -45,28 +45,6 @@ class TransferRow:
     dst_shape: tuple[int, ...] | None
 
 
-def _flatten(tree: Any, prefix: str = '') -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        name = f'{prefix}{k}'
-        if isinstance(v, dict) or hasattr(v, 'items'):
-            out.update(_flatten(v, name + '/'))
-        else:
-            out[name] = v
-    return out
-
-
-def _unflatten(flat: dict[str, Any]) -> dict:
-    tree: dict = {}
-    for name, v in flat.items():
-        node = tree
-        *parents, leaf = name.split('/')
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = v
-    return tree
-
-
 def _overlap_copy(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """dst with its leading block overlapping src replaced by src (same rank)."""
     out = np.array(dst, copy=True)
@@ -76,8 +54,8 @@ def _overlap_copy(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def _transfer_one(net: str, src: dict | None, dst: dict) -> tuple[dict, list[TransferRow]]:
-    src_flat = _flatten(src) if src is not None else {}
-    dst_flat = _flatten(dst)
+    src_flat = flatten_names(src, sep='/') if src is not None else {}
+    dst_flat = flatten_names(dst, sep='/')
     rows: list[TransferRow] = []
     out: dict[str, Any] = {}
     for name, d in dst_flat.items():
@@ -101,7 +79,7 @@ def _transfer_one(net: str, src: dict | None, dst: dict) -> tuple[dict, list[Tra
     for name, s in src_flat.items():
         if name not in dst_flat:
             rows.append(TransferRow(f'{net}/{name}', 'dropped', tuple(np.shape(s)), None))
-    return _unflatten(out), rows
+    return unflatten_names(out, sep='/'), rows
 
 
 def transfer_variables(src: dict[str, dict], src_cfg: NetworkConfig, dst: dict[str, dict],
