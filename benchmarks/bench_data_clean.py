@@ -4,7 +4,8 @@
 
 Inputs are generated scraped-looking files: 1024x768 colourful JPEGs (q92; most are copied
 unchanged), one in 8 a PNG with alpha, one in 8 with an EXIF rotation (re-encoded), plus one in 16
-a defect (truncated / grayscale / too small). bench_data_prep.py calls ``bench_clean(tmpdir, n)``.
+a defect (truncated / grayscale / too small). The whole pipeline on scraped-like folders (clean
+included) is ``bench_data_prep.py --stages N``; this one compares serial with the worker pool.
 """
 from __future__ import annotations
 

@@ -15,19 +15,25 @@ Output: ``OUTPUT/<name>/<version>/`` (dataset_info.json, features.json, TFRecord
 keeps as many images as possible: all images of the kind that is short, and a deterministic
 seeded subset of the other kind (ranked by a hash of seed and relative path, so adding a file
 never reshuffles the others). Excluded images are report records with status 'rejected', reason
-'photo_ratio'.
+'photo_ratio'. A ratio strictly between 0 and 1 needs both kinds: with no photo (or no painting) the
+stage stops with an error instead of writing a dataset that ignores the ratio.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
-import re
 import shutil
+import sys
 from pathlib import Path
 
+from data_prep.config import DataPrepError, dataset_name
+from data_prep.report import FileRecord, StageRun, load_sidecar, progress, run_stage
+
+STAGE = 'build'
+
 DEFAULTS: dict = {
-    'name': None,            # dataset name (snake_case); default: category, else the input folder name
+    'name': None,            # dataset name (snake_case); default: category, else the config / folder name
     'category': None,        # this dataset's category label; default: name
     'categories': None,      # all label names (ClassLabel); default: [category]
     'version': '1.0.0',
@@ -39,14 +45,6 @@ DEFAULTS: dict = {
 }
 
 KINDS = ['painting', 'photo']
-
-
-def snake_name(text: str) -> str:
-    """A valid TFDS dataset name from free text ('Wonder Woman' -> 'wonder_woman')."""
-    s = re.sub(r'[^a-z0-9]+', '_', str(text).lower()).strip('_')
-    if not s or not s[0].isalpha():
-        s = 'ds_' + s
-    return s
 
 
 def ratio_counts(n_photo: int, n_painting: int, ratio: float | None) -> tuple[int, int]:
@@ -124,29 +122,30 @@ def _adhoc_builder_cls():
     return DataPrepBuilder
 
 
-def run(input_dir: Path, output_dir: Path, cfg: dict | None = None) -> dict:
-    """Write the TFDS dataset for input_dir into output_dir (see module doc); returns the summary."""
-    from data_prep import report as rp
-    unknown = set(cfg or {}) - set(DEFAULTS)
-    if unknown:  # a typo (say 'photo_ration') must not silently keep every image
-        raise ValueError(f'build: unknown config keys {sorted(unknown)}')
-    cfg = {**DEFAULTS, **{k: v for k, v in dict(cfg or {}).items() if v is not None or k == 'photo_ratio'}}
-    input_dir, output_dir = Path(input_dir), Path(output_dir)
-    if not input_dir.is_dir():
-        raise FileNotFoundError(f'{input_dir}: input folder does not exist')
-    name = snake_name(cfg['name'] or cfg['category'] or input_dir.resolve().name)
+def check_settings(cfg: dict) -> None:
+    """A photo_ratio outside [0, 1] is an error before anything is read."""
+    r = cfg['photo_ratio']
+    if r is not None and not (isinstance(r, (int, float)) and 0.0 <= float(r) <= 1.0):
+        raise DataPrepError('build settings', f'photo_ratio must be in [0, 1] or None, got {r!r}')
+
+
+def process(run: StageRun) -> dict:
+    """Write the TFDS dataset of the inputs (see module doc)."""
+    from PIL import Image
+    cfg, input_dir, output_dir = run.settings, run.input_dir, run.output_dir
+    name = dataset_name(cfg, input_dir=input_dir)
     category = str(cfg['category'] or cfg['name'] or name)
     categories = [str(c) for c in (cfg['categories'] or [category])]
     res, version = int(cfg['resolution']), str(cfg['version'])
-    rep = rp.StageReport.open(output_dir, 'build')
-    files = rp.stage_inputs(input_dir, output_dir)
+    files = run.inputs
 
     # 1) metadata + validity (cheap header read; the full decode happens while writing)
-    from PIL import Image
-    items, bad = [], {}
-    for f in rp.progress(files, total=len(files), desc='build: scanning'):
-        rel = f.relative_to(input_dir).as_posix()
-        side = rp.read_sidecar(f)
+    items, bad, notes = [], {}, {}
+    for f in progress(files, total=len(files), desc='build: scanning'):
+        rel = f.relative_to(input_dir).as_posix() if f.is_relative_to(input_dir) else f.name
+        side, problems = load_sidecar(f)
+        if problems:
+            notes[str(f)] = problems
         kind = _kind_of(side, cfg['default_kind'])
         cat = str(side.get('category') or category)
         try:
@@ -166,20 +165,27 @@ def run(input_dir: Path, output_dir: Path, cfg: dict | None = None) -> dict:
     # 2) photo_ratio subsample
     photos = sorted((it for it in items if it['kind'] == 'photo'), key=lambda it: rank_key(cfg['seed'], it['rel']))
     paints = sorted((it for it in items if it['kind'] == 'painting'), key=lambda it: rank_key(cfg['seed'], it['rel']))
-    n_p, n_q = ratio_counts(len(photos), len(paints), cfg['photo_ratio'])
+    ratio = cfg['photo_ratio']
+    if not items:
+        raise DataPrepError(input_dir, f'no usable image to build a dataset from ({len(files)} inputs, '
+                                       f'{len(bad)} unreadable or unusable)')
+    if ratio is not None and 0.0 < float(ratio) < 1.0 and (not photos or not paints):
+        raise DataPrepError(input_dir, f'photo_ratio {ratio} needs photos and paintings, found {len(photos)} '
+                                       f'photos and {len(paints)} paintings (set build.photo_ratio=None to keep all)')
+    n_p, n_q = ratio_counts(len(photos), len(paints), ratio)
     chosen = sorted(photos[:n_p] + paints[:n_q], key=lambda it: it['rel'])
     dropped = photos[n_p:] + paints[n_q:]
 
     # 3) write (skipped when the same selection and settings were already built: idempotent)
     fingerprint = hashlib.sha256(json.dumps(
         [[it['rel'], it['kind'], it['category'], it['source'], it['path'].stat().st_size,
-          int(it['path'].stat().st_mtime)] for it in chosen]
+          it['path'].stat().st_mtime_ns] for it in chosen]
         + [name, version, res, cfg['jpeg_quality'], categories], sort_keys=True).encode()).hexdigest()
     ds_dir = output_dir / name / version
     stamp = output_dir / name / f'.{version}.fingerprint'
     encode_errors: dict[str, str] = {}
     reused = ds_dir.is_dir() and stamp.is_file() and stamp.read_text().strip() == fingerprint
-    if not reused and chosen:
+    if not reused:
         import tensorflow_datasets as tfds
         features = tfds.features.FeaturesDict({
             'image': tfds.features.Image(shape=(res, res, 3), encoding_format='jpeg'),
@@ -190,7 +196,7 @@ def run(input_dir: Path, output_dir: Path, cfg: dict | None = None) -> dict:
         # Encoding failures discovered while writing must not abort the build: pre-encode with a
         # progress bar and leave failures out (they become records).
         examples = []
-        for it in rp.progress(chosen, total=len(chosen), desc='build: encoding'):
+        for it in progress(chosen, total=len(chosen), desc='build: encoding'):
             try:
                 img = jpeg_bytes(it['path'], res, cfg['jpeg_quality'])
             except Exception as e:  # noqa: BLE001
@@ -198,6 +204,8 @@ def run(input_dir: Path, output_dir: Path, cfg: dict | None = None) -> dict:
                 continue
             examples.append((it['rel'], {'image': img, 'label': it['category'], 'kind': it['kind'],
                                          'source': it['source']}))
+        if not examples:
+            raise DataPrepError(input_dir, f'none of the {len(chosen)} chosen images could be encoded')
         tmp_root = output_dir / f'.tmp_build_{name}'
         shutil.rmtree(tmp_root, ignore_errors=True)
         builder = _adhoc_builder_cls()(
@@ -217,37 +225,35 @@ def run(input_dir: Path, output_dir: Path, cfg: dict | None = None) -> dict:
         shutil.move(str(built), str(ds_dir))
         shutil.rmtree(tmp_root, ignore_errors=True)
         stamp.write_text(fingerprint)
-    elif reused:
-        prev = {r.path: r for r in rep.records()}
-        encode_errors = {p: r.reason for p, r in prev.items()
+        run.processed = len(examples)
+    else:
+        encode_errors = {r.path: r.reason for r in run.report.records()
                          if r.status == 'rejected' and r.reason and r.reason.startswith('unreadable')
-                         and p not in bad}
+                         and r.path not in bad}
 
     # 4) records
     for f, why in {**bad, **encode_errors}.items():
-        rep.add(rp.FileRecord(path=f, status='rejected', reason=why))
+        run.add(FileRecord(path=f, status='rejected', reason=why, extra={'warnings': notes.get(f, [])}), count=False)
     for it in dropped:
-        rep.add(rp.FileRecord(path=str(it['path']), status='rejected', reason='photo_ratio',
-                              extra={'kind': it['kind'], 'source': it['source']}))
+        run.add(FileRecord(path=str(it['path']), status='rejected', reason='photo_ratio',
+                           extra={'kind': it['kind'], 'source': it['source'], 'warnings': notes.get(str(it['path']), [])}),
+                count=False)
     n_kept = {'photo': 0, 'painting': 0}
     for it in chosen:
         if str(it['path']) in encode_errors:
             continue
         n_kept[it['kind']] += 1
-        rep.add(rp.FileRecord(path=str(it['path']), status='kept', output=str(ds_dir.resolve()),
-                              extra={'kind': it['kind'], 'category': it['category'], 'source': it['source']}))
+        run.add(FileRecord(path=str(it['path']), status='kept', output=str(ds_dir.resolve()),
+                           extra={'kind': it['kind'], 'category': it['category'], 'source': it['source'],
+                                  'warnings': notes.get(str(it['path']), [])}), count=False)
     total = n_kept['photo'] + n_kept['painting']
-    summary = {
-        'stage': 'build', 'inputs': len(files), 'dataset': str(ds_dir.resolve()), 'name': name,
-        'version': version, 'resolution': res, 'categories': categories, 'examples': total,
-        'photos': n_kept['photo'], 'paintings': n_kept['painting'],
-        'photo_fraction': round(n_kept['photo'] / total, 4) if total else None,
-        'photo_ratio': cfg['photo_ratio'], 'dropped_for_ratio': len(dropped),
-        'rejected': len(bad) + len(encode_errors), 'reused_existing': bool(reused),
-    }
-    rep.save(summary)
-    try:
-        rp.write_contact_sheets(rep.records(), output_dir / 'report', f'build {name}')
-    except Exception as e:  # noqa: BLE001 -- a sheet failure must not lose the stage's work
-        summary['contact_sheet_error'] = str(e)
-    return summary
+    return {'dataset': str(ds_dir.resolve()), 'name': name, 'version': version, 'resolution': res,
+            'categories': categories, 'examples': total, 'photos': n_kept['photo'],
+            'paintings': n_kept['painting'], 'photo_fraction': round(n_kept['photo'] / total, 4) if total else None,
+            'photo_ratio': cfg['photo_ratio'], 'dropped_for_ratio': len(dropped),
+            'unreadable': len(bad) + len(encode_errors), 'reused_existing': bool(reused)}
+
+
+def run(input_dir: Path, output_dir: Path, cfg: dict | None = None) -> dict:
+    """Write the TFDS dataset for input_dir into output_dir (see module doc); returns the summary."""
+    return run_stage(sys.modules[__name__], input_dir, output_dir, cfg)

@@ -23,25 +23,29 @@ For each input file, in this order (first failing check gives the reason):
 Kept images go directly in OUTPUT as ``<input stem>_<8 hex of sha1(relative input path)>.jpg|png``:
 JPEG inputs stay JPEG (their bytes are copied unchanged when nothing had to be corrected, else
 re-encoded at quality 95, 4:4:4), everything else becomes PNG.  Metadata sidecars (``<file>.json``:
-kind, source, ...) are carried over with the measured numbers added.  Inputs are only read.
+kind, source, ...) are carried over with what clean measured added under ``clean``: the source's
+size, format, mode and JPEG quality (dedup keeps the copy with the most source pixels, then the
+best-quality one).  Inputs are only read.
+
+Files are judged in worker processes (``workers``); a worker that dies on a file (killed for memory
+on a huge image) makes that file a ``worker_died`` record, retried on the next run, never a hang.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import io
-import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from data_prep.report import (FileRecord, StageReport, iter_images, output_exists, progress, read_sidecar,
-                              write_contact_sheets, write_sidecar)
+from data_prep import pool
+from data_prep.report import FileRecord, StageRun, load_sidecar, run_stage, write_sidecar
 
 STAGE = 'clean'
 
@@ -61,6 +65,7 @@ DEFAULTS: dict = {
     'png_compress_level': 1,      # zlib level of PNG outputs (intermediate files: speed over size)
     'workers': 0,                 # processes; 0 = os.cpu_count(); small inputs run in-process
 }
+VOLATILE = ('workers',)           # settings that do not change any output (a change redoes nothing)
 
 _TEXT_SNIFF = (b'<!doctype', b'<html', b'<?xml', b'<head', b'<body', b'{', b'[')
 
@@ -225,18 +230,25 @@ def _atomic_save(write, dest: Path) -> None:
 
 
 def judge(path: Path, input_dir: Path, output_dir: Path, cfg: dict) -> FileRecord:
-    """Decide about one file and, if kept, write its RGB output + sidecar. Never raises for bad files."""
+    """Decide about one file and, if kept, write its RGB output + sidecar. Never raises for bad files:
+    an unexpected exception becomes a rejected record carrying its traceback (and a warning)."""
     try:
         return _judge(Path(path), Path(input_dir), Path(output_dir), cfg)
-    except Exception as e:  # anything unexpected becomes a record, never a crash of the run
-        return FileRecord(str(path), 'rejected', f'error: {type(e).__name__}: {e}'[:300])
+    except Exception as e:  # noqa: BLE001 -- one file must not stop 1e5; the traceback is kept
+        import traceback
+        return FileRecord(str(path), 'rejected', f'error: {type(e).__name__}: {e}'[:300],
+                          extra={'traceback': traceback.format_exc(),
+                                 'warnings': [f'unexpected {type(e).__name__} in clean (traceback in report.json)']})
 
 
 def _judge(path: Path, input_dir: Path, output_dir: Path, cfg: dict) -> FileRecord:
     from PIL import Image, ImageOps, UnidentifiedImageError
+    from data_prep.dedup import jpeg_quality
     st = path.stat()
-    base_extra = {'bytes': st.st_size, 'mtime': st.st_mtime}
-    side = read_sidecar(path)
+    base_extra: dict = {'bytes': st.st_size}
+    side, problems = load_sidecar(path)  # an unreadable one: still judged, the record says so
+    if problems:
+        base_extra['warnings'] = problems
     for k in ('kind', 'source'):
         if k in side:
             base_extra[k] = side[k]
@@ -270,6 +282,7 @@ def _judge(path: Path, input_dir: Path, output_dir: Path, cfg: dict) -> FileReco
             orientation = im.getexif().get(0x0112, 1) if hasattr(im, 'getexif') else 1
             had_icc = bool(im.info.get('icc_profile'))
             src_mode = im.mode
+            quality = jpeg_quality(im)
             fmt_out = cfg['output_format']
             as_jpeg = fmt_out == 'jpeg' or (fmt_out == 'keep' and fmt in ('JPEG', 'MPO'))
             unchanged = (fmt == 'JPEG' and as_jpeg and cfg['copy_unchanged_jpeg']
@@ -284,6 +297,8 @@ def _judge(path: Path, input_dir: Path, output_dir: Path, cfg: dict) -> FileReco
                 im.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
                 return reject(f'decompression_bomb: {e}'[:200], **more)
+            except MemoryError:
+                return reject(f'out_of_memory: decoding {w}x{h} failed', **more)
             except (OSError, SyntaxError, ValueError, EOFError) as e:
                 msg = str(e)
                 kind = 'truncated' if ('truncated' in msg or isinstance(e, EOFError)) else 'decode_error'
@@ -317,11 +332,13 @@ def _judge(path: Path, input_dir: Path, output_dir: Path, cfg: dict) -> FileReco
         _atomic_save(lambda t: rgb.save(t, 'PNG', compress_level=int(cfg['png_compress_level'])), dest)
     meta = {**side, **{k: v for k, v in base_extra.items() if k in ('kind', 'source')},
             'clean': {'input': str(path), 'width': more['width'], 'height': more['height'],
+                      # what the source was: dedup keeps the copy with most pixels, then best quality
+                      'format': fmt, 'mode': src_mode, 'jpeg_quality': quality,
                       'colourfulness': more['colourfulness'], 'tint_residual': more['tint_residual'],
-                      'sharpness': more['sharpness'],
-                      'notes': notes, 'copied': unchanged}}
+                      'sharpness': more['sharpness'], 'notes': notes, 'copied': unchanged}}
     write_sidecar(dest, meta)
-    return FileRecord(str(path), 'kept', None, output=str(dest), extra={**base_extra, **more, 'copied': unchanged})
+    return FileRecord(str(path), 'kept', None, output=str(dest),
+                      extra={**base_extra, **more, 'jpeg_quality': quality, 'copied': unchanged})
 
 
 def _init_worker() -> None:
@@ -335,74 +352,31 @@ def _work(args) -> dict:
     return judge(path, input_dir, output_dir, cfg).to_json()
 
 
-def _unchanged_since(rec: FileRecord, path: Path) -> bool:
-    """A record is reusable only if the input file has the same size and mtime as when it was judged."""
-    try:
-        st = path.stat()
-    except OSError:
-        return False
-    return rec.extra.get('bytes') == st.st_size and rec.extra.get('mtime') == st.st_mtime
-
-
-def run(input_dir: Path, output_dir: Path, cfg: dict | None = None) -> dict:
-    """Clean every file under ``input_dir`` into ``output_dir``; resumable; returns the summary dict."""
-    cfg = {**DEFAULTS, **(cfg or {})}
-    unknown = set(cfg) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f'clean: unknown config keys {sorted(unknown)}')
+def check_settings(cfg: dict) -> None:
+    """Reject settings no file could be judged with."""
+    from data_prep.config import DataPrepError
     if cfg['output_format'] not in ('keep', 'jpeg', 'png'):
-        raise ValueError(f"clean: output_format {cfg['output_format']!r} must be keep, jpeg or png")
-    inp, out = Path(input_dir).resolve(), Path(output_dir).resolve()
-    if not inp.is_dir():
-        raise FileNotFoundError(f'{inp}: input folder does not exist')
-    if inp == out:
-        raise ValueError(f'{out}: output folder must differ from the input folder (inputs are never modified)')
-    report = StageReport.open(out, STAGE)
-    files = [p for p in iter_images(inp) if out not in p.resolve().parents]
-    todo = []
-    for p in files:
-        rec = report.get(str(p))
-        if rec is not None and output_exists(rec, out) and _unchanged_since(rec, p):
-            continue
-        todo.append(p)
+        raise DataPrepError('clean settings', f"output_format {cfg['output_format']!r} must be keep, jpeg or png")
 
-    t0 = time.perf_counter()
-    workers = int(cfg['workers']) or os.cpu_count() or 1
-    jobs = [(p, inp, out, cfg) for p in todo]
-    bar = progress(None, total=len(todo), desc='clean')
-    if workers <= 1 or len(todo) < 4 * workers:
-        results = (_work(j) for j in jobs)
-        pool = None
-    else:
-        # spawn, not fork: the parent may hold threads (JAX/TF/tqdm) that fork would copy in a bad state
-        pool = multiprocessing.get_context('spawn').Pool(workers, initializer=_init_worker)
-        results = pool.imap(_work, jobs, chunksize=4)
-    try:
-        for row in results:
-            report.add(FileRecord.from_json(row))
-            bar.update(1)
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.close()
-            pool.join()
-    dt = time.perf_counter() - t0
 
-    # only records of files that are still inputs (a deleted input's record would be stale)
-    live = {str(p) for p in files}
-    recs = [r for r in report.records() if r.path in live]
-    counts = {'kept': sum(r.status == 'kept' for r in recs), 'rejected': sum(r.status == 'rejected' for r in recs)}
+def process(run: StageRun) -> dict:
+    """Judge every input that has no up-to-date record (new, changed, or judged with other settings)."""
+    cfg = run.settings
+    todo = [p for p in run.inputs if run.up_to_date(p) is None]
+    jobs = [(p, run.input_dir, run.output_dir, cfg) for p in todo]
+    for job, row in run.work(_work, jobs, cfg['workers'], initializer=_init_worker):
+        run.add(run.died(job[0], row) if isinstance(row, pool.WorkerDied) else FileRecord.from_json(row))
+    recs = run.report.records()
     reasons: dict[str, int] = {}
     for r in recs:
         if r.status == 'rejected':
             key = (r.reason or 'unknown').split(':', 1)[0]
             reasons[key] = reasons.get(key, 0) + 1
-    summary = {'stage': STAGE, 'inputs': len(files), **counts, 'reasons': reasons,
-               'processed_now': len(todo), 'seconds': round(dt, 3),
-               'images_per_s': round(len(todo) / dt, 2) if todo and dt > 0 else None,
-               'by_kind': {k: sum(r.status == 'kept' and r.extra.get('kind') == k for r in recs)
-                           for k in ('photo', 'painting')},
-               'config': {k: cfg[k] for k in DEFAULTS}}
-    report.save(summary)
-    write_contact_sheets(recs, out / 'report', f'{STAGE}: {inp.name}')
-    return summary
+    return {'reasons': reasons,
+            'by_kind': {k: sum(r.status == 'kept' and r.extra.get('kind') == k for r in recs)
+                        for k in ('photo', 'painting')}}
+
+
+def run(input_dir: Path, output_dir: Path, cfg: dict | None = None) -> dict:
+    """Clean every input of ``input_dir`` into ``output_dir`` (see the module doc); returns the summary."""
+    return run_stage(sys.modules[__name__], input_dir, output_dir, cfg)

@@ -1,140 +1,69 @@
 """``data-prep``: run one data-preparation stage, or a whole category end to end.
 
     data-prep STAGE --input DIR --output DIR [--config FILE] [--set section.key=value ...]
+    data-prep scrape --output DIR --config FILE [--probe [N]]
     data-prep all --config configs/data/NAME.py [--output ROOT] [--from STAGE] [--to STAGE]
 
-STAGE is one of scrape, clean, faces, dedup, build.  A config file is a Python file whose
-``get_config()`` returns an ``ml_collections.ConfigDict`` or dict with sections ``name``, ``category``,
-``sources`` ([{url, kind}]), ``root`` (default output root), ``scrape``, ``clean``, ``faces``, ``dedup``,
-``build``; a stage receives its own section (plus ``sources`` for scrape and ``name``/``category`` for
-build).  ``all`` writes ROOT/scrape, ROOT/clean, ROOT/faces, ROOT/dedup, ROOT/build, each stage
-reading the previous one's output.  Stage modules are imported lazily, so one that fails to import
-breaks only itself.  Errors are one line ``data-prep: error: ...`` (exit 2 for usage, 1 for failures).
+STAGE is one of scrape, clean, unique, faces, dedup, build (``unique`` is dedup on the source images,
+before faces). A config file is a Python file whose ``get_config()`` returns an
+``ml_collections.ConfigDict`` or dict (see ``data_prep.config``). ``all`` writes ROOT/<stage> for each
+stage, each reading the previous one's kept list. Stage modules are imported lazily, so one that fails
+to import breaks only itself.
+
+Bad input is one line ``data-prep: error: FILE: reason`` (exit 2 for usage, 1 for failures); Ctrl-C
+exits 130 (SIGTERM 143) after stopping any child process, and the next run resumes. Anything else is
+a bug in data_prep and shows its traceback.
 """
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib
-import importlib.util
-import json
+import signal
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-STAGES = ('scrape', 'clean', 'faces', 'dedup', 'build')
+from data_prep import config as C
+from data_prep.config import DataPrepError
+
+STAGES = C.STAGES
 PROG = 'data-prep'
-TOP_KEYS = ('name', 'category', 'categories', 'root', 'sources', 'description') + STAGES
+PROBE_FILES = 3
 
 
-class CliError(Exception):
-    """A user-facing failure: printed as one line, exit code ``code``."""
+class Interrupted(KeyboardInterrupt):
+    """SIGINT / SIGTERM: unwinds like Ctrl-C (children are stopped on the way), exit 128 + signal."""
 
-    def __init__(self, msg: str, code: int = 1):
-        super().__init__(msg)
-        self.code = code
-
-
-def _plain(obj: Any) -> Any:
-    """ConfigDict / FrozenConfigDict / nested mappings -> plain dicts and lists."""
-    if hasattr(obj, 'to_dict'):
-        obj = obj.to_dict()
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-def load_config(path: str | Path | None) -> dict:
-    """Load a config file (``.py`` with ``get_config()``, or ``.json``) as a plain dict; {} for None."""
-    if path is None:
-        return {}
-    p = Path(path)
-    if not p.is_file():
-        raise CliError(f'{p}: config file not found', 2)
-    if p.suffix == '.json':
-        try:
-            cfg = json.loads(p.read_text())
-        except ValueError as e:
-            raise CliError(f'{p}: invalid JSON ({e})', 2) from None
-    else:
-        spec = importlib.util.spec_from_file_location(f'_data_prep_config_{abs(hash(str(p.resolve())))}', p)
-        mod = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(mod)
-        except Exception as e:
-            raise CliError(f'{p}: config failed to load ({type(e).__name__}: {e})', 2) from None
-        if not hasattr(mod, 'get_config'):
-            raise CliError(f'{p}: config file defines no get_config()', 2)
-        try:
-            cfg = mod.get_config()
-        except Exception as e:
-            raise CliError(f'{p}: get_config() failed ({type(e).__name__}: {e})', 2) from None
-    cfg = _plain(cfg)
-    if not isinstance(cfg, dict):
-        raise CliError(f'{p}: config must be a dict / ConfigDict, got {type(cfg).__name__}', 2)
-    unknown = set(cfg) - set(TOP_KEYS)
-    if unknown:  # e.g. a misspelt section ('face' for 'faces') would otherwise be ignored
-        raise CliError(f'{p}: unknown config sections {sorted(unknown)} (known: {list(TOP_KEYS)})', 2)
-    for st in STAGES:
-        if cfg.get(st) is not None and not isinstance(cfg[st], dict):
-            raise CliError(f'{p}: section {st!r} must be a dict, got {type(cfg[st]).__name__}', 2)
-    return cfg
-
-
-def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
-    """``section.key=value`` overrides (value parsed as a Python literal when possible, else a string)."""
-    for item in overrides or ():
-        key, sep, raw = item.partition('=')
-        if not sep or not key:
-            raise CliError(f'--set {item!r}: expected section.key=value', 2)
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
-        node = cfg
-        parts = key.split('.')
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise CliError(f'--set {item!r}: {part} is not a section', 2)
-        node[parts[-1]] = value
-    return cfg
-
-
-def stage_config(cfg: dict, stage: str) -> dict:
-    """The dict a stage's ``run`` gets: its own section, plus sources (scrape) / name, category (build)."""
-    sc = dict(cfg.get(stage) or {})
-    if stage == 'scrape' and 'sources' in cfg and 'sources' not in sc:
-        sc['sources'] = cfg['sources']
-    if stage == 'build':
-        for k in ('name', 'category', 'categories'):
-            if k in cfg and k not in sc:
-                sc[k] = cfg[k]
-    return sc
-
-
-def _import_stage(stage: str):
-    try:
-        return importlib.import_module(f'data_prep.{stage}')
-    except Exception as e:  # only this stage is broken; say why in one line
-        raise CliError(f'stage {stage!r} is unavailable: {type(e).__name__}: {e}') from None
+def _on_signal(signum, frame):
+    raise Interrupted(signum)
 
 
 def run_stage(stage: str, input_dir: Path | None, output_dir: Path, cfg: dict) -> dict:
-    """Import ``data_prep.<stage>`` and call its ``run``; bad input becomes a CliError."""
-    mod = _import_stage(stage)
-    try:
-        return mod.run(input_dir, output_dir, stage_config(cfg, stage))
-    except (FileNotFoundError, NotADirectoryError, ValueError, KeyError, PermissionError) as e:
-        raise CliError(f'{stage}: {e}') from None
+    """Run ``stage`` on the config ``cfg`` (whole config: its section is picked here)."""
+    from data_prep.report import run_stage as drive
+    return drive(C.stage_module(stage), input_dir, output_dir, C.stage_config(cfg, stage), stage=stage)
+
+
+def _check_overrides(items: Sequence[str]) -> None:
+    """Each ``--set`` names a known section and, for a stage section, a key its DEFAULTS have."""
+    for item in items or ():
+        parts, value = C.parse_override(item)
+        if parts[0] in STAGES and len(parts) > 1:
+            one: dict = {}
+            C.apply_overrides(one, [item])
+            try:
+                C.check_config(one, [parts[0]], f'--set {item}')
+            except DataPrepError as e:
+                raise DataPrepError(f'--set {item}', e.reason, 2) from None
 
 
 def _summary_line(stage: str, summary: dict) -> str:
-    keys = ('inputs', 'kept', 'rejected', 'duplicates', 'duplicate', 'new', 'images', 'faces')
-    parts = [f'{k}={summary[k]}' for k in keys if isinstance(summary, dict) and k in summary
-             and isinstance(summary[k], (int, float))]
+    keys = ('inputs', 'kept', 'rejected', 'duplicates', 'new', 'crops', 'examples', 'processed_now')
+    parts = [f'{k}={summary[k]}' for k in keys if isinstance(summary.get(k), (int, float))]
     return f'{stage}: ' + (' '.join(parts) if parts else 'done')
 
 
@@ -150,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument('--config', '-c', help='config file (.py with get_config(), or .json)')
         sp.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE',
                         help='override a config value, e.g. --set clean.min_side=512')
-    sp = sub.add_parser('all', help='run scrape -> clean -> faces -> dedup -> build for a category config')
+        if st == 'scrape':
+            sp.add_argument('--probe', nargs='?', type=int, const=PROBE_FILES, default=0, metavar='N',
+                            help=f'only check access: fetch N (default {PROBE_FILES}) files per source '
+                                 'into OUTPUT/.probe, without touching the archive')
+    sp = sub.add_parser('all', help='run scrape -> clean -> unique -> faces -> dedup -> build for a category config')
     sp.add_argument('--config', '-c', required=True, help='configs/data/NAME.py')
     sp.add_argument('--output', '-o', help='output root (default: config root, else data/<name>)')
     sp.add_argument('--from', dest='first', choices=STAGES, default=STAGES[0], help='first stage to run')
@@ -159,46 +92,77 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _probe(cfg: dict, out: Path, n: int) -> int:
+    cfg.setdefault('scrape', {})['probe'] = n
+    try:
+        summary = run_stage('scrape', None, out / '.probe', cfg)
+    except DataPrepError as e:
+        from data_prep.report import load_records
+        summary = {'sources': {}}
+        print(f'{PROG}: error: {e}', file=sys.stderr)
+        recs = load_records(out / '.probe') or {}
+        for r in recs.values():
+            if r.status == 'rejected':
+                print(f'probe: FAILED {r.path}: {r.reason}')
+        return e.code
+    bad = 0
+    for url, s in summary['sources'].items():
+        if s['files']:
+            print(f'probe: ok     {url}: {s["files"]} files')
+        else:
+            bad += 1
+            print(f'probe: FAILED {url}: exit {s["exit"]}, see {out / ".probe" / s["log"]}')
+    print(f'probe: {len(summary["sources"]) - bad} of {len(summary["sources"])} sources reachable '
+          f'(files in {out / ".probe"})')
+    return 1 if bad else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point ``data-prep``; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)  # usage errors: argparse prints one line + exits 2
+    args = build_parser().parse_args(argv)  # usage errors: argparse prints one line + exits 2
+    old = signal.signal(signal.SIGTERM, _on_signal)
     try:
-        cfg = apply_overrides(load_config(args.config), args.set)
+        cfg = C.load_config(args.config)
+        run_stages = (STAGES[STAGES.index(args.first): STAGES.index(args.last) + 1]
+                      if args.stage == 'all' else (args.stage,))
+        if not run_stages:
+            raise DataPrepError(f'--from {args.first}', f'comes after --to {args.last}', 2)
+        C.check_config(cfg, run_stages, str(args.config))
+        _check_overrides(args.set)
+        C.apply_overrides(cfg, args.set)
         if args.stage == 'all':
-            name = cfg.get('name') or Path(args.config).stem
+            name = C.dataset_name(C.stage_config(cfg, 'build'), args.config)
             root = Path(args.output or cfg.get('root') or Path('data') / name)
-            stages = STAGES[STAGES.index(args.first): STAGES.index(args.last) + 1]
-            if not stages:
-                raise CliError(f'--from {args.first} comes after --to {args.last}', 2)
-            for st in stages:
+            cfg.setdefault('build', {}).setdefault('name', name)
+            for st in run_stages:
                 i = STAGES.index(st)
                 inp = root / STAGES[i - 1] if i > 0 else None
                 if inp is not None and not inp.is_dir():
-                    raise CliError(f'{st}: input {inp} does not exist (run the {STAGES[i - 1]} stage first)')
-                summary = run_stage(st, inp, root / st, cfg)
-                print(_summary_line(st, summary), flush=True)
-            print(f'all: dataset in {root / "build"}')
-        else:
-            inp = Path(args.input) if args.input else None
-            if inp is not None and not inp.is_dir():
-                raise CliError(f'{inp}: input folder does not exist', 2)
-            out = Path(args.output)
-            if inp is not None and inp.resolve() == out.resolve():
-                raise CliError(f'{out}: output folder must differ from the input folder', 2)
-            summary = run_stage(args.stage, inp, out, cfg)
-            print(_summary_line(args.stage, summary))
-            print(f'{args.stage}: report in {out / "report.json"}')
+                    raise DataPrepError(inp, f'input of {st} does not exist (run the {STAGES[i - 1]} stage first)')
+                print(_summary_line(st, run_stage(st, inp, root / st, cfg)), flush=True)
+            if 'build' in run_stages:
+                print(f'all: dataset in {root / "build"}')
+            return 0
+        inp = Path(args.input) if args.input else None
+        out = Path(args.output)
+        if args.stage == 'scrape' and args.probe:
+            return _probe(cfg, out, args.probe)
+        if args.stage == 'build':
+            cfg.setdefault('build', {}).setdefault('name', C.dataset_name(C.stage_config(cfg, 'build'),
+                                                                          args.config, inp))
+        summary = run_stage(args.stage, inp, out, cfg)
+        print(_summary_line(args.stage, summary))
+        print(f'{args.stage}: report in {out / "report.json"}')
         return 0
-    except CliError as e:
+    except DataPrepError as e:
         print(f'{PROG}: error: {e}', file=sys.stderr)
         return e.code
-    except KeyboardInterrupt:
-        print(f'{PROG}: error: interrupted (re-run to resume)', file=sys.stderr)
-        return 130
-    except Exception as e:  # last resort: still one line, never a traceback
-        print(f'{PROG}: error: {type(e).__name__}: {e}', file=sys.stderr)
-        return 1
+    except KeyboardInterrupt as e:
+        signum = getattr(e, 'signum', signal.SIGINT)
+        print(f'{PROG}: error: interrupted by {signal.Signals(signum).name} (re-run to resume)', file=sys.stderr)
+        return 128 + int(signum)
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 if __name__ == '__main__':

@@ -1,63 +1,85 @@
-"""Stage `dedup`: near-duplicate removal with perceptual hashes, at scale.
+"""Stages `unique` and `dedup`: near-duplicate removal with perceptual hashes, at scale.
 
-Every image gets four 64-bit hashes: pHash and dHash of the image and of its x-flipped copy (so a
-mirrored copy matches directly). Two images are near-duplicates when
+The same module runs twice in ``data-prep all``: as ``unique`` on the cleaned source images (before
+faces: mirrored, resized, recompressed and recoloured reposts are 0-6 pHash bits apart there) and as
+``dedup`` on the aligned face crops (reposts that were cropped or rotated differ as whole pictures,
+but their aligned crops of the same face nearly coincide).
 
-    min over orientation o of:  hamming(phash_a, phash_b^o) <= phash_threshold
-                           and  hamming(dhash_a, dhash_b^o) <= dhash_threshold
+Every image gets pHash and dHash (64 bits each) of the image and of its x-flipped copy (so a
+mirrored copy matches directly), plus a colour layout: the mean opponent chroma (R-G, (R+G)/2-B) of a
+4x4 grid. Two images are near-duplicates when, in one orientation,
 
-where ``^o`` is the direct or the mirrored hash of b (same orientation for both hashes: pHash does
-the work, dHash confirms, so two different images that happen to share a pHash are not merged).
+    hamming(pHash) <= phash_threshold  and  hamming(dHash) <= dhash_threshold
+    and colour distance <= colour_threshold
 
-Search. Small sets (up to ``brute_force_max`` images) are compared all-pairs in vectorised blocks,
-exact at any threshold. Large sets use multi-index hashing on the pHash: the 64 bits are split into
-``n`` chunks; a pair within Hamming distance ``r`` differs in at most ``r`` chunks, so it agrees
-exactly on some union of ``n - r`` chunks. One table per such union (``C(n, r)`` tables; ``n = r + 1``
-is classic MIH with single-chunk keys) buckets the codes with a numpy sort; every pair inside a
-bucket is a candidate and is verified with a vectorised popcount. ``n`` is chosen per run to
-minimise (sorts + candidate pairs). This finds *every* pair within ``index_radius`` (exact), and
-pairs between ``index_radius`` and ``phash_threshold`` whenever they agree on some table's key
-(mostly they do) or are linked through a third copy. Clusters are connected components of the
-verified pairs (scipy union-find); per cluster the image with the most pixels, then the largest
-file, then the smallest path, is kept, the others get status 'duplicate' and ``duplicate_of``.
+(pHash finds, dHash confirms, the colour check keeps faces that differ mainly in colour apart). The
+colour distance is the mean over the 16 cells of the chroma difference after removing the mean
+difference, so a global grade or tint of a repost costs little while another hair, skin or
+background colour costs much.
+
+Search. Up to ``brute_force_max`` images are compared all-pairs in vectorised blocks. Larger sets
+use multi-index hashing on the pHash: the 64 bits are split into ``n`` chunks; a pair within Hamming
+distance ``r`` differs in at most ``r`` chunks, so it agrees exactly on some union of ``n - r``
+chunks. One table per such union (``C(n, r)`` tables) buckets the codes with a numpy sort; every pair
+inside a bucket is a candidate, verified with a vectorised popcount. The radius is always the full
+``phash_threshold``: the search is exact at any size (``n`` is chosen to minimise the work).
+
+Clusters are built around a representative, never as connected components (a chain of small steps
+-- a crossfade -- would join two different people): images are taken best first, each unassigned
+image becomes a representative and takes every unassigned image within the thresholds of it. The
+best copy is the one with the most *source* pixels (the crop side in the source image for face
+crops, the image size for source images; carried in the sidecars), then the best quality (lossless
+over JPEG by its estimated quality over palette images / GIF), then the smallest path.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import math
 import os
 import shutil
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from data_prep import pool
+from data_prep.report import FileRecord, StageRun, load_sidecar, progress, read_sidecar, run_stage, write_sidecar
+
+STAGE = 'dedup'
+
 DEFAULTS: dict = {
-    # pHash Hamming distance (of 64 bits) at or below which two images are duplicates. Measured on
-    # generated copies (re-encoded q40-q70, resized, <= 2% crop per side, brightened, saturated,
-    # contrast, mirrored): 0-5. Distinct images: generated scenes >= 18, but aligned face crops of
-    # different people (scikit-image's LFW subset) get as close as 10, hence 8 (README).
+    # pHash Hamming distance (of 64 bits) at or below which two face crops are duplicates. Aligned
+    # crops of reposts (mirrored, resized, q40, 5% cropped, 4 degrees rotated, colour-graded) of 32
+    # real photos: 0-8; different LFW people: 10 and up (a 256 px crop of one and a repost of another
+    # came to 10 / dHash 11); drawn faces from one template 6 and up (the colour check keeps those
+    # apart). README: dedup table.
     'phash_threshold': 8,
-    # dHash confirmation (same orientation as the pHash match): copies 0-5; with 8/16 no pair of the
-    # 100 LFW faces or 60 drawn faces is merged (10/20 merged 2 LFW pairs).
-    'dhash_threshold': 16,
+    'dhash_threshold': 12,     # dHash confirmation, same orientation: reposts' crops 0-7
+    # colour-layout distance (mean cell chroma difference after removing a global shift): reposts'
+    # crops 0-6 (colour-graded the most); drawn faces that differ in hair / skin / background >= 11
+    'colour_threshold': 8.0,
     'mirror': True,            # also match x-flipped copies
-    'brute_force_max': 6000,   # up to this many images: exact all-pairs comparison
-    # large sets: every pair within this pHash distance is guaranteed found; 'auto' = the largest
-    # radius <= phash_threshold whose estimated single-core cost fits index_budget_s
-    'index_radius': 'auto',
-    'index_budget_s': 40.0,
-    'threads': 2,              # tables are searched in parallel (numpy releases the GIL)
+    'brute_force_max': 6000,   # up to this many images: exact all-pairs comparison, else the index
+    'threads': 2,              # index tables are searched in parallel (numpy releases the GIL)
+    'workers': 0,              # hashing processes; 0 = os.cpu_count(); small sets hash in-process
     'copy_kept': True,         # copy kept files (and their sidecars) into OUTPUT
 }
-
+# Whole source images (stage 'unique'): mirrored / resized / q40 reposts are 0-2 bits apart,
+# colour-graded 0-6 (dHash 0-5); different pictures of the same layout (padded LFW portraits) come
+# as close as 6-8 bits (dHash 16-22). Cropped and rotated reposts (8-16 bits) are left to the
+# aligned crops. Kept images are not copied (faces reads them where clean wrote them).
+STAGE_DEFAULTS = {'dedup': DEFAULTS,
+                  'unique': {**DEFAULTS, 'phash_threshold': 6, 'dhash_threshold': 12, 'copy_kept': False}}
+VOLATILE = ('threads', 'workers')
+HASH_VERSION = 2               # records hashed by another version are hashed again
 _HASH_KEYS = ('phash', 'dhash', 'phash_flip', 'dhash_flip')
+_GRID = 4                      # colour layout cells per side
 
 
 # ----------------------------------------------------------------------------------------------
-# hashing
+# hashing and copy quality
 # ----------------------------------------------------------------------------------------------
 
 def _bits_to_int(bits: np.ndarray) -> int:
@@ -65,8 +87,18 @@ def _bits_to_int(bits: np.ndarray) -> int:
     return int.from_bytes(np.packbits(np.asarray(bits, bool).ravel()).tobytes(), 'big')
 
 
-def hash_image(img) -> dict[str, int]:
-    """Perceptual hashes of a PIL image: phash, dhash and those of the x-flipped image (64-bit ints)."""
+def colour_layout(img) -> np.ndarray:
+    """(4, 4, 2) int8: mean opponent chroma (R-G, (R+G)/2-B), halved, of a 4x4 grid of a PIL image."""
+    from PIL import Image
+    x = np.asarray(img.convert('RGB').resize((_GRID, _GRID), Image.Resampling.BOX), np.float64)
+    rg = x[..., 0] - x[..., 1]
+    yb = 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
+    return np.clip(np.round(np.stack([rg, yb], -1) / 2), -127, 127).astype(np.int8)
+
+
+def hash_image(img) -> dict:
+    """Perceptual hashes of a PIL image: phash, dhash and those of the x-flipped image (64-bit ints),
+    and ``colour``: the colour layout as 64 hex digits (the mirror's is its column flip)."""
     import imagehash
     from PIL import ImageOps
     img = img.convert('RGB')
@@ -74,12 +106,103 @@ def hash_image(img) -> dict[str, int]:
     return {'phash': _bits_to_int(imagehash.phash(img).hash),
             'dhash': _bits_to_int(imagehash.dhash(img).hash),
             'phash_flip': _bits_to_int(imagehash.phash(flipped).hash),
-            'dhash_flip': _bits_to_int(imagehash.dhash(flipped).hash)}
+            'dhash_flip': _bits_to_int(imagehash.dhash(flipped).hash),
+            'colour': colour_layout(img).tobytes().hex()}
+
+
+def colour_array(hexes) -> np.ndarray:
+    """(N, 4, 4, 2) int8 colour layouts from their hex strings."""
+    return np.frombuffer(bytes.fromhex(''.join(hexes)), np.int8).reshape(-1, _GRID, _GRID, 2)
+
+
+def colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance of colour layouts (..., 4, 4, 2): mean cell chroma difference after removing the
+    mean difference (a global tint / grade)."""
+    d = a.astype(np.float32) - b.astype(np.float32)
+    d -= d.mean(axis=(-3, -2), keepdims=True)
+    return np.sqrt((d * d).sum(-1)).mean(axis=(-2, -1))
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Elementwise Hamming distance of uint64 arrays (broadcasting)."""
     return np.bitwise_count(np.bitwise_xor(a, b))
+
+
+# IJG's standard luminance quantisation table (JPEG Annex K): libjpeg scales it by the quality
+_STD_LUMA_SUM = sum((16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57,
+                     69, 56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55,
+                     64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99))
+
+
+def jpeg_quality(im) -> int | None:
+    """Estimated libjpeg quality (1-100) of an opened JPEG from its luminance table; None otherwise."""
+    q = getattr(im, 'quantization', None) if getattr(im, 'format', None) in ('JPEG', 'MPO') else None
+    if not q or 0 not in q:
+        return None
+    scale = 100.0 * sum(q[0]) / _STD_LUMA_SUM   # libjpeg: scale = 5000/Q (Q < 50) or 200 - 2Q
+    quality = 5000.0 / scale if scale > 100 else (200.0 - scale) / 2.0
+    return int(min(100, max(1, round(quality))))
+
+
+def quality_rank(fmt: str | None, mode: str | None, jpeg_q: int | None) -> int:
+    """How faithful a copy's encoding is: 101 lossless colour, JPEG by its quality, 80 other lossy
+    formats (WebP), 5 grayscale, 0 palette images and GIF (256 colours)."""
+    fmt, mode = (fmt or '').upper(), (mode or '').upper()
+    if fmt == 'GIF' or mode in ('P', 'PA', '1'):
+        return 0
+    if mode in ('L', 'LA', 'I', 'I;16', 'F'):
+        return 5
+    if fmt in ('JPEG', 'MPO'):
+        return int(jpeg_q or 75)
+    if fmt in ('PNG', 'TIFF', 'BMP', 'PPM', 'TGA'):
+        return 101
+    return 80
+
+
+def source_info(side: dict, width: int, height: int, fmt: str | None, mode: str | None,
+                jpeg_q: int | None) -> tuple[int, int]:
+    """(source pixels, quality rank) of a copy: face crops carry the crop's side in the source image
+    and the source's encoding (``face``), clean's outputs the source's size and encoding (``clean``,
+    which wins: it saw the downloaded file); otherwise the file's own."""
+    clean = side.get('clean') if isinstance(side.get('clean'), dict) else {}
+    face = side.get('face') if isinstance(side.get('face'), dict) else {}
+    if face.get('source_format') and not clean.get('format'):
+        clean = {'format': face['source_format'], 'mode': face.get('source_mode'),
+                 'jpeg_quality': face.get('source_jpeg_quality')}
+    if face.get('source_side'):
+        pixels = int(round(float(face['source_side']) ** 2))
+    elif clean.get('width') and clean.get('height'):
+        pixels = int(clean['width']) * int(clean['height'])
+    else:
+        pixels = int(width) * int(height)
+    if clean.get('format'):
+        fmt, mode, jpeg_q = clean.get('format'), clean.get('mode'), clean.get('jpeg_quality')
+    return pixels, quality_rank(fmt, mode, jpeg_q)
+
+
+def hash_file(path) -> dict:
+    """Hashes, size and copy quality of one file, or {'error': reason}. JPEGs are decoded at a reduced
+    scale (libjpeg draft, still >= 256 px): the hashes look at 32x32 and 4x4."""
+    from PIL import Image, ImageOps
+    path = Path(path)
+    side, warnings = load_sidecar(path)
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            fmt, mode, q = im.format, im.mode, jpeg_quality(im)
+            im.draft('RGB', (256, 256))
+            im.load()
+            hashes = hash_image(ImageOps.exif_transpose(im))
+    except Exception as e:  # noqa: BLE001 -- any decode failure becomes a record, never a crash
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        return {'error': f'unreadable image: {reason}', 'warnings': warnings}
+    pixels, rank = source_info(side, w, h, fmt, mode, q)
+    out = {**{k: f'{hashes[k]:016x}' for k in _HASH_KEYS}, 'colour': hashes['colour'], 'width': w,
+           'height': h, 'source_pixels': pixels, 'quality': rank, 'hash_v': HASH_VERSION,
+           **{k: side[k] for k in ('kind', 'source', 'url', 'source_url') if k in side}}
+    if warnings:
+        out['warnings'] = warnings
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -90,24 +213,31 @@ def _as_u64(x) -> np.ndarray:
     return np.asarray(x, dtype=np.uint64).ravel()
 
 
-def _codes(phash, dhash, phash_flip, dhash_flip, mirror):
-    """Stacked entries: image i at row i (direct) and, with mirror, at row N + i (flipped)."""
-    n = len(phash)
-    if mirror:
-        p = np.concatenate([phash, phash_flip]); d = np.concatenate([dhash, dhash_flip])
-        img = np.concatenate([np.arange(n), np.arange(n)])
-        flip = np.concatenate([np.zeros(n, bool), np.ones(n, bool)])
-    else:
-        p, d, img, flip = phash, dhash, np.arange(n), np.zeros(n, bool)
-    return p, d, img, flip
+class _Entries:
+    """Image i at row i (direct) and, with mirror, at row N + i (its flipped hashes and colours)."""
 
+    def __init__(self, phash, dhash, phash_flip, dhash_flip, colour, mirror):
+        n = len(phash)
+        self.p = np.concatenate([phash, phash_flip]) if mirror else phash
+        self.d = np.concatenate([dhash, dhash_flip]) if mirror else dhash
+        self.img = np.concatenate([np.arange(n), np.arange(n)]) if mirror else np.arange(n)
+        self.flip = np.concatenate([np.zeros(n, bool), np.ones(n, bool)]) if mirror else np.zeros(n, bool)
+        self.c = None
+        if colour is not None:
+            colour = np.asarray(colour).reshape(n, _GRID, _GRID, 2)
+            self.c = np.concatenate([colour, colour[:, :, ::-1]]) if mirror else colour
 
-def _verify(a, b, p, d, img, flip, tp, td):
-    """Keep entry pairs that are two different images, not both flipped, within both thresholds."""
-    ok = (img[a] != img[b]) & ~(flip[a] & flip[b])
-    a, b = a[ok], b[ok]
-    ok = (hamming(p[a], p[b]) <= tp) & (hamming(d[a], d[b]) <= td)
-    return np.stack([img[a[ok]], img[b[ok]]], 1)
+    def verify(self, a, b, tp, td, tc):
+        """Entry pairs that are two different images, not both flipped, within all thresholds ->
+        image index pairs."""
+        ok = (self.img[a] != self.img[b]) & ~(self.flip[a] & self.flip[b])
+        a, b = a[ok], b[ok]
+        ok = (hamming(self.p[a], self.p[b]) <= tp) & (hamming(self.d[a], self.d[b]) <= td)
+        a, b = a[ok], b[ok]
+        if self.c is not None and tc is not None and len(a):
+            ok = colour_distance(self.c[a], self.c[b]) <= tc
+            a, b = a[ok], b[ok]
+        return np.stack([self.img[a], self.img[b]], 1)
 
 
 def _bucket_pairs(keys: np.ndarray, codes: np.ndarray, threshold: int, verify) -> list[np.ndarray]:
@@ -157,11 +287,11 @@ def plan_index(n_entries: int, radius: int) -> tuple[int, int, float]:
 
     Cost model (measured on 2 CPU cores): a table costs one sort (~1.5e-7 s per entry) plus its
     expected random candidate pairs n_entries^2 / 2 / 2^bits (~4e-8 s each). Returns
-    (n_chunks, n_tables, estimated seconds)."""
+    (n_chunks, n_tables, estimated single-core seconds)."""
     best = None
     for n in range(radius + 1, 65):
         tables = math.comb(n, radius)
-        if tables > 5000:
+        if tables > 20000:
             break
         bits = 64 * (n - radius) / n
         cost = tables * (1.5e-7 * n_entries + 4e-8 * n_entries ** 2 / 2 / 2 ** bits)
@@ -170,71 +300,54 @@ def plan_index(n_entries: int, radius: int) -> tuple[int, int, float]:
     return best
 
 
-def auto_radius(n_entries: int, threshold: int, budget_s: float) -> int:
-    """Largest exact search radius <= threshold whose estimated cost fits the budget (at least 3,
-    which is always cheap: 4 tables of 16-bit keys)."""
-    best = min(3, threshold)
-    for r in range(best, threshold + 1):
-        if plan_index(n_entries, r)[2] <= budget_s:
-            best = r
-    return best
+def find_pairs(phash, dhash, phash_flip=None, dhash_flip=None, *, colour=None, phash_threshold: int = 8,
+               dhash_threshold: int = 16, colour_threshold: float | None = None, mirror: bool = True,
+               brute_force_max: int = 6000, threads: int = 2, progress=None) -> np.ndarray:
+    """Near-duplicate image pairs (E, 2) int64 with i < j (may contain repeats), exact at any size.
 
-
-def find_pairs(phash, dhash, phash_flip=None, dhash_flip=None, *, phash_threshold: int = 8,
-               dhash_threshold: int = 16, mirror: bool = True, brute_force_max: int = 6000,
-               index_radius: int | str = 'auto', index_budget_s: float = 40.0, threads: int = 2,
-               progress=None) -> np.ndarray:
-    """Near-duplicate image pairs (E, 2) int64 with i < j (may contain repeats).
-
-    Exact for len(phash) <= brute_force_max; above that, multi-index hashing that is exact up to
-    pHash distance ``index_radius`` (see module docstring). ``progress``: optional callable(n) for
-    a progress bar over tables."""
+    ``colour``: (N, 4, 4, 2) colour layouts; with ``colour_threshold`` they confirm every pair.
+    ``progress``: optional callable(n) for a progress bar."""
     phash, dhash = _as_u64(phash), _as_u64(dhash)
     n = len(phash)
     if mirror and (phash_flip is None or dhash_flip is None):
         raise ValueError('mirror=True needs phash_flip and dhash_flip')
     if n < 2:
         return np.zeros((0, 2), np.int64)
-    pf = _as_u64(phash_flip) if mirror else None
-    df = _as_u64(dhash_flip) if mirror else None
-    p, d, img, flip = _codes(phash, dhash, pf, df, mirror)
+    e = _Entries(phash, dhash, _as_u64(phash_flip) if mirror else None, _as_u64(dhash_flip) if mirror else None,
+                 colour, mirror)
     tp, td = int(phash_threshold), int(dhash_threshold)
+    tc = None if colour_threshold is None else float(colour_threshold)
 
     def verify(a, b):
-        return _verify(a, b, p, d, img, flip, tp, td)
+        return e.verify(a, b, tp, td, tc)
 
     found: list[np.ndarray] = []
-    # Identical (phash, dhash) entries are duplicates whatever the thresholds; collapsing them first
-    # keeps a flood of identical images (blank frames, the same file N times) from making a bucket
-    # with N^2 candidate pairs.
-    pd = np.stack([p, d], 1)
-    _, first, inverse = np.unique(pd, axis=0, return_index=True, return_inverse=True)
+    # Identical entries (same pHash, dHash and colour layout) collapse to one for the search (a flood
+    # of identical images -- blank frames, the same file N times -- would make a bucket with N^2
+    # candidate pairs); each copy is paired with its first occurrence. ``identity_classes`` gives the
+    # same classes to the caller, whose clustering treats a class as one image.
+    key = np.stack([e.p, e.d], 1) if e.c is None else np.concatenate(
+        [np.stack([e.p, e.d], 1), e.c.reshape(len(e.p), -1).view(np.uint8).astype(np.uint64)], 1)
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
-    same = first[inverse] != np.arange(len(p))
+    same = first[inverse] != np.arange(len(e.p))
     if same.any():
-        a, b = first[inverse][same], np.flatnonzero(same)
-        ok = (img[a] != img[b]) & ~(flip[a] & flip[b])
-        found.append(np.stack([img[a[ok]], img[b[ok]]], 1))
+        found.append(verify(first[inverse][same], np.flatnonzero(same)))
     uniq = np.sort(first)
     if n <= brute_force_max:
         m, block = len(uniq), 2048
         for s in range(0, m, block):
             a_idx = uniq[s:s + block]
             b_idx = uniq[s:]
-            dist_p = hamming(p[a_idx][:, None], p[b_idx][None, :])
-            dist_d = hamming(d[a_idx][:, None], d[b_idx][None, :])
-            ia, ib = np.nonzero((dist_p <= tp) & (dist_d <= td))
-            a, b = a_idx[ia], b_idx[ib]
-            ok = (img[a] != img[b]) & ~(flip[a] & flip[b])
-            found.append(np.stack([img[a[ok]], img[b[ok]]], 1))
+            ia, ib = np.nonzero(hamming(e.p[a_idx][:, None], e.p[b_idx][None, :]) <= tp)
+            found.append(verify(a_idx[ia], b_idx[ib]))
             if progress:
                 progress(len(a_idx))
     else:
-        radius = auto_radius(len(uniq), tp, index_budget_s) if index_radius == 'auto' else min(int(index_radius), tp)
-        n_chunks, _, _ = plan_index(len(uniq), radius)
+        n_chunks, _, _ = plan_index(len(uniq), tp)
         chunks = _chunk_masks(n_chunks)
-        masks = [sum(c) for c in itertools.combinations(chunks, n_chunks - radius)]
-        pu = p[uniq]
+        masks = [sum(c) for c in itertools.combinations(chunks, n_chunks - tp)]
+        pu = e.p[uniq]
 
         def one(mask):
             res = _bucket_pairs(pu & np.uint64(mask), pu, tp, lambda a, b: verify(uniq[a], uniq[b]))
@@ -244,30 +357,70 @@ def find_pairs(phash, dhash, phash_flip=None, dhash_flip=None, *, phash_threshol
         with ThreadPoolExecutor(max(1, int(threads))) as ex:
             for res in ex.map(one, masks):
                 found.extend(res)
+    found = [f for f in found if len(f)]
     if not found:
         return np.zeros((0, 2), np.int64)
-    pairs = np.concatenate(found).astype(np.int64)
-    return np.sort(pairs, axis=1)
+    return np.sort(np.concatenate(found).astype(np.int64), axis=1)
 
 
-def clusters(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Connected-component label per item (union-find over the pairs)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+def rank_order(pixels, quality, names, tie: float = 0.05) -> np.ndarray:
+    """Indices best copy first: most source pixels, then best quality, then smallest name. Copies
+    within ``tie`` (5%) of the most pixels of their group count as equal, so their quality decides
+    (a crop from a 4-degree rotated repost may have a few source pixels more than the original's)."""
+    by_pixels = sorted(range(len(names)), key=lambda i: (-int(pixels[i]), str(names[i])))
+    out, group, top = [], [], None
+    for i in by_pixels:
+        if top is not None and int(pixels[i]) >= (1.0 - tie) * top:
+            group.append(i)
+            continue
+        out += sorted(group, key=lambda j: (-int(quality[j]), str(names[j])))
+        group, top = [i], int(pixels[i])
+    out += sorted(group, key=lambda j: (-int(quality[j]), str(names[j])))
+    return np.asarray(out, np.int64)
+
+
+def identity_classes(phash, dhash, colour=None) -> np.ndarray:
+    """Class id per image: images with identical hashes (and colour layout) share one."""
+    key = np.stack([_as_u64(phash), _as_u64(dhash)], 1)
+    if colour is not None:
+        key = np.concatenate([key, np.asarray(colour).reshape(len(key), -1).view(np.uint8).astype(np.uint64)], 1)
+    return np.unique(key, axis=0, return_inverse=True)[1].ravel().astype(np.int64)
+
+
+def representative_clusters(n: int, pairs: np.ndarray, order: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
+    """For each item, the index of the representative it belongs to. Items are taken in ``order``
+    (best first); an item not yet assigned becomes a representative and takes every unassigned item
+    paired with it. So every member is within the thresholds of its representative (no chaining).
+    ``classes`` (see :func:`identity_classes`): identical items move together, as one item whose
+    representative is the best of them."""
+    order = np.asarray(order, np.int64)
+    classes = np.arange(n, dtype=np.int64) if classes is None else np.asarray(classes, np.int64)
+    m = int(classes.max()) + 1 if n else 0
+    pos = np.empty(n, np.int64)
+    pos[order] = np.arange(n)
+    best = np.full(m, -1, np.int64)           # best member of each class
+    for i in order[::-1]:
+        best[classes[i]] = i
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
-    g = coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    return connected_components(g, directed=False)[1]
-
-
-def choose_kept(labels: np.ndarray, pixels, file_size, names) -> np.ndarray:
-    """Index of the kept item for each item's cluster: most pixels, then largest file, then
-    smallest name (deterministic)."""
-    labels = np.asarray(labels)
-    order = sorted(range(len(labels)), key=lambda i: (-int(pixels[i]), -int(file_size[i]), str(names[i])))
-    best: dict[int, int] = {}
-    for i in order:
-        best.setdefault(int(labels[i]), i)
-    return np.array([best[int(l)] for l in labels], np.int64)
+    cp = classes[pairs] if len(pairs) else np.zeros((0, 2), np.int64)
+    cp = cp[cp[:, 0] != cp[:, 1]]
+    rep_c = np.arange(m, dtype=np.int64)
+    if len(cp):
+        both = np.concatenate([cp, cp[:, ::-1]])
+        both = both[np.argsort(both[:, 0], kind='stable')]
+        starts = np.searchsorted(both[:, 0], np.arange(m + 1))
+        assigned = np.zeros(m, bool)
+        linked = np.zeros(m, bool)
+        linked[both[:, 0]] = True
+        for c in np.argsort(pos[best], kind='stable'):  # classes, best first
+            if not linked[c] or assigned[c]:
+                continue
+            assigned[c] = True
+            nb = both[starts[c]:starts[c + 1], 1]
+            nb = nb[~assigned[nb]]
+            rep_c[nb] = c
+            assigned[nb] = True
+    return best[rep_c[classes]]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -281,104 +434,81 @@ def _out_name(path: Path, input_dir: Path) -> str:
     return f'{path.stem}_{tag}{ext}'
 
 
-def _hash_file(path: Path) -> dict:
-    """Hashes + size info for one file, or {'error': reason}."""
-    from PIL import Image
-    try:
-        with Image.open(path) as im:
-            im.load()
-            w, h = im.size
-            hashes = hash_image(im)
-    except Exception as e:  # noqa: BLE001 -- any decode failure becomes a record, never a crash
-        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-        return {'error': f'unreadable image: {reason}'}
-    return {**{k: f'{v:016x}' for k, v in hashes.items()}, 'width': w, 'height': h,
-            'file_size': path.stat().st_size}
+def _copy_kept(f: Path, out: Path) -> None:
+    if not out.exists() or out.stat().st_size != f.stat().st_size:
+        tmp = out.with_name(out.name + '.tmp')
+        shutil.copyfile(f, tmp)
+        os.replace(tmp, out)
+    side = Path(str(f) + '.json')
+    if side.is_file():
+        try:
+            write_sidecar(out, read_sidecar(f))
+        except ValueError:  # unreadable sidecar: already a warning on the record; copy it as it is
+            shutil.copyfile(side, Path(str(out) + '.json'))
 
 
-def run(input_dir: Path, output_dir: Path, cfg: dict | None = None) -> dict:
-    """Deduplicate the images of input_dir into output_dir (kept files copied); see module doc."""
-    from data_prep import report as rp
-    unknown = set(cfg or {}) - set(DEFAULTS)
-    if unknown:  # a typo must not silently fall back to a default
-        raise ValueError(f'dedup: unknown config keys {sorted(unknown)}')
-    cfg = {**DEFAULTS, **dict(cfg or {})}
-    input_dir, output_dir = Path(input_dir), Path(output_dir)
-    if not input_dir.is_dir():
-        raise FileNotFoundError(f'{input_dir}: input folder does not exist')
-    rep = rp.StageReport.open(output_dir, 'dedup')
-    files = rp.stage_inputs(input_dir, output_dir)
-
-    # 1) hashes (resumable: cached in each record's extra, recomputed only for new inputs)
+def process(run: StageRun) -> dict:
+    """Hash the inputs (cached per unchanged file), search, cluster, write records and copies."""
+    cfg = run.settings
+    files = run.inputs
+    # 1) hashes: reused from the previous record of the very same file, else computed (in parallel)
     info: dict[str, dict] = {}
     todo = []
     for f in files:
-        r = rep.get(str(f))
-        if r is not None and (r.extra.get('phash') or r.status == 'rejected'):
-            info[str(f)] = dict(r.extra) if r.status != 'rejected' else {'error': r.reason}
+        prev = run.previous(f)
+        if prev is not None and prev.extra.get('hash_v') == HASH_VERSION:
+            info[str(f)] = dict(prev.extra)
+        elif prev is not None and prev.status == 'rejected' and str(prev.reason).startswith('unreadable'):
+            info[str(f)] = {'error': prev.reason}
         else:
             todo.append(f)
-    for f in rp.progress(todo, total=len(todo), desc='dedup: hashing'):
-        h = _hash_file(f)
-        info[str(f)] = h
-        if 'error' in h:
-            rep.add(rp.FileRecord(path=str(f), status='rejected', reason=h['error']))
-        else:
-            # provisional record so a crash keeps the hash; the final status is set below
-            rep.add(rp.FileRecord(path=str(f), status='kept', extra={**h, 'sidecar': rp.read_sidecar(f)}))
+    for f, h in run.work(hash_file, todo, cfg['workers'], desc=f'{run.stage}: hashing', min_per_worker=8):
+        info[str(f)] = {'error': f'unreadable image: hashing {h.reason()}'} if isinstance(h, pool.WorkerDied) else h
+    run.processed = len(todo)
 
     # 2) search + cluster over all readable inputs (cheap; always redone so new inputs can merge)
     good = [f for f in files if 'error' not in info[str(f)]]
     names = [str(f) for f in good]
     arr = {k: np.array([int(info[s][k], 16) for s in names], np.uint64) for k in _HASH_KEYS}
-    pairs = find_pairs(arr['phash'], arr['dhash'], arr['phash_flip'], arr['dhash_flip'],
+    colour = colour_array([info[s]['colour'] for s in names]) if names else None
+    pairs = find_pairs(arr['phash'], arr['dhash'], arr['phash_flip'], arr['dhash_flip'], colour=colour,
                        phash_threshold=cfg['phash_threshold'], dhash_threshold=cfg['dhash_threshold'],
-                       mirror=cfg['mirror'], brute_force_max=cfg['brute_force_max'],
-                       index_radius=cfg['index_radius'], index_budget_s=cfg['index_budget_s'],
-                       threads=cfg['threads'])
-    labels = clusters(len(names), pairs)
-    pixels = [info[s]['width'] * info[s]['height'] for s in names]
-    sizes = [info[s]['file_size'] for s in names]
-    kept = choose_kept(labels, pixels, sizes, names)
+                       colour_threshold=cfg['colour_threshold'], mirror=cfg['mirror'],
+                       brute_force_max=cfg['brute_force_max'], threads=cfg['threads'])
+    order = rank_order([info[s]['source_pixels'] for s in names], [info[s]['quality'] for s in names], names)
+    classes = identity_classes(arr['phash'], arr['dhash'], colour if cfg['colour_threshold'] is not None else None)
+    rep = representative_clusters(len(names), pairs, order, classes)
 
     # 3) records + copies
+    for f in files:
+        h = info[str(f)]
+        if 'error' in h:
+            run.add(FileRecord(str(f), 'rejected', h['error'], extra={'warnings': h.get('warnings', [])}),
+                    count=False)
     n_dup = 0
-    for i, f in enumerate(rp.progress(good, total=len(good), desc='dedup: writing')):
-        extra = {k: info[names[i]][k] for k in (*_HASH_KEYS, 'width', 'height', 'file_size')}
-        side = info[names[i]].get('sidecar') or rp.read_sidecar(f)
-        extra.update({k: v for k, v in side.items() if k in ('kind', 'source', 'url', 'source_url')})
-        extra['cluster'] = int(labels[i])
-        if kept[i] == i:
-            out = None
+    for i, f in enumerate(progress(good, total=len(good), desc=f'{run.stage}: writing')):
+        extra = {k: v for k, v in info[names[i]].items() if k != 'warnings'}
+        extra['warnings'] = info[names[i]].get('warnings', [])
+        extra['cluster'] = int(rep[i])
+        if rep[i] == i:
+            out = f
             if cfg['copy_kept']:
-                out = output_dir / _out_name(f, input_dir)
-                if not out.exists() or out.stat().st_size != f.stat().st_size:
-                    tmp = out.with_name(out.name + '.tmp')
-                    shutil.copyfile(f, tmp); os.replace(tmp, out)
-                if side:
-                    (out.parent / (out.name + '.json')).write_text(json.dumps(side, indent=1))
-                out = str(out.resolve())
-            rep.add(rp.FileRecord(path=str(f), status='kept', output=out, extra=extra))
-        else:
-            n_dup += 1
-            prev = rep.get(str(f))
-            if prev is not None and prev.output and Path(prev.output).is_file():
-                # kept on an earlier run, a duplicate now (a bigger copy arrived): retract our copy
-                Path(prev.output).unlink()
-                Path(prev.output + '.json').unlink(missing_ok=True)
-            ham = bin(int(extra['phash'], 16) ^ int(info[names[kept[i]]]['phash'], 16)).count('1')
-            hamf = bin(int(extra['phash'], 16) ^ int(info[names[kept[i]]]['phash_flip'], 16)).count('1')
-            rep.add(rp.FileRecord(path=str(f), status='duplicate',
-                                  reason=f'near-duplicate (pHash distance {min(ham, hamf)}'
-                                         f'{", mirrored" if hamf < ham else ""})',
-                                  duplicate_of=names[kept[i]], extra=extra))
-    n_bad = sum(1 for f in files if 'error' in info[str(f)])
-    summary = {'stage': 'dedup', 'inputs': len(files), 'kept': len(good) - n_dup, 'duplicates': n_dup,
-               'rejected': n_bad, 'clusters_with_duplicates': int(len(set(labels[kept != np.arange(len(kept))].tolist()))),
-               'pairs': int(len(pairs)), 'config': {k: cfg[k] for k in DEFAULTS}}
-    rep.save(summary)
-    try:
-        rp.write_contact_sheets(rep.records(), output_dir / 'report', 'dedup')
-    except Exception as e:  # noqa: BLE001 -- a sheet failure must not lose the stage's work
-        summary['contact_sheet_error'] = str(e)
-    return summary
+                out = run.output_dir / _out_name(f, run.input_dir)
+                _copy_kept(f, out)
+            run.add(FileRecord(str(f), 'kept', output=str(out), extra=extra), count=False)
+            continue
+        n_dup += 1
+        k = int(rep[i])
+        a, b = info[names[i]], info[names[k]]
+        direct = bin(int(a['phash'], 16) ^ int(b['phash'], 16)).count('1')
+        mirrored = bin(int(a['phash'], 16) ^ int(b['phash_flip'], 16)).count('1')
+        run.add(FileRecord(str(f), 'duplicate', f'near-duplicate (pHash distance {min(direct, mirrored)}'
+                                                 f'{", mirrored" if mirrored < direct else ""})',
+                           duplicate_of=names[k], extra=extra), count=False)
+    return {'clusters_with_duplicates': int(len(set(rep[rep != np.arange(len(rep))].tolist()))),
+            'pairs': int(len(pairs))}
+
+
+def run(input_dir: Path, output_dir: Path, cfg: dict | None = None, stage: str = STAGE) -> dict:
+    """Deduplicate the images of input_dir into output_dir (``stage`` 'dedup' or 'unique')."""
+    return run_stage(sys.modules[__name__], input_dir, output_dir, cfg, stage=stage)

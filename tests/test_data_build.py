@@ -1,4 +1,5 @@
-"""data_prep.build: photo_ratio arithmetic and a TFDS build read back with tfds.builder_from_directory."""
+"""data_prep.build: photo_ratio arithmetic, a TFDS build read back with tfds.builder_from_directory,
+and the errors instead of empty or ratio-less datasets."""
 import json
 from pathlib import Path
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep import build
+from data_prep import build, cli
+from data_prep.config import DataPrepError, dataset_name, snake_name
 
 
 @pytest.mark.parametrize('photos,paintings,ratio,want', [
@@ -28,9 +30,15 @@ def test_ratio_counts_rejects_bad_ratio():
         build.ratio_counts(1, 1, 1.5)
 
 
-def test_snake_name():
-    assert build.snake_name('Wonder Woman!') == 'wonder_woman'
-    assert build.snake_name('2b') == 'ds_2b'
+def test_snake_name_and_the_one_naming_rule(tmp_path):
+    assert snake_name('Wonder Woman!') == 'wonder_woman'
+    assert snake_name('2b') == 'ds_2b'
+    # name, else category, else the config file, else the input folder (its parent for a stage folder)
+    assert dataset_name({'name': 'Elf Art', 'category': 'x'}) == 'elf_art'
+    assert dataset_name({'category': 'Witcher'}, 'configs/data/other.py') == 'witcher'
+    assert dataset_name({}, 'configs/data/wonder-woman.py', tmp_path) == 'wonder_woman'
+    assert dataset_name({}, None, tmp_path / 'elf' / 'dedup') == 'elf'
+    assert dataset_name({}, None, tmp_path / 'my set') == 'my_set'
 
 
 RES = 64
@@ -65,7 +73,7 @@ def test_build_and_read_back(tmp_path):
     cfg = {'name': 'Elf Test', 'resolution': RES, 'photo_ratio': 0.5, 'seed': 3}
     s = build.run(src, tmp_path / 'out', cfg)
     assert s['photos'] == 6 and s['paintings'] == 6 and s['photo_fraction'] == 0.5
-    assert s['dropped_for_ratio'] == 4 and s['rejected'] == 1
+    assert s['dropped_for_ratio'] == 4 and s['unreadable'] == 1 and s['rejected'] == 5   # records: 4 + 1
     ds_dir = tmp_path / 'out' / 'elf_test' / '1.0.0'
     b, rows = _read(ds_dir)
     assert b.info.splits['train'].num_examples == 12 and len(rows) == 12
@@ -107,3 +115,28 @@ def test_build_keep_all(tmp_path):
     assert s['examples'] == 5 and s['dropped_for_ratio'] == 0
     _, rows = _read(tmp_path / 'out' / 'witcher' / '1.0.0')
     assert len(rows) == 5
+
+
+def test_photo_ratio_without_one_kind_is_an_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv('DATA_PREP_QUIET', '1')
+    src = tmp_path / 'in'
+    _make_inputs(src, n_photo=0, n_paint=4)
+    with pytest.raises(DataPrepError, match='photo_ratio 0.3 needs photos and paintings, found 0 photos and 4'):
+        build.run(src, tmp_path / 'out', {'resolution': RES, 'photo_ratio': 0.3})
+    assert not list((tmp_path / 'out').glob('*/1.0.0'))            # no dataset that ignores the ratio
+    rc = cli.main(['build', '-i', str(src), '-o', str(tmp_path / 'o2'), '--set', 'build.photo_ratio=0.3',
+                   '--set', f'build.resolution={RES}'])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err.startswith(f'data-prep: error: {src.resolve()}: photo_ratio') and '\n' not in err
+    # 0 and 1 mean "one kind only" and are fine; so is no ratio
+    assert build.run(src, tmp_path / 'o3', {'resolution': RES, 'photo_ratio': 0.0})['examples'] == 4
+    with pytest.raises(DataPrepError, match=r'photo_ratio must be in \[0, 1\]'):
+        build.run(src, tmp_path / 'o4', {'photo_ratio': 2})
+
+
+def test_nothing_to_build_is_an_error(tmp_path):
+    src = tmp_path / 'in'
+    src.mkdir()
+    (src / 'broken.jpg').write_bytes(b'not an image')
+    with pytest.raises(DataPrepError, match='no usable image'):
+        build.run(src, tmp_path / 'out')

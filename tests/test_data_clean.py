@@ -1,10 +1,12 @@
 """clean stage on generated messy files: each defect rejected with its reason, each fixable file
-normalised to RGB with pixels checked against an independent Pillow/numpy computation."""
+normalised to RGB with pixels checked against an independent Pillow/numpy computation; re-runs redo
+what changed (settings, inputs), a vanished input's output goes, a dead worker is a record."""
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from data_prep import clean
+from data_prep.config import DataPrepError
 from data_prep.report import read_sidecar
 
 
@@ -193,8 +196,81 @@ def test_parallel_matches_serial(messy, cleaned, tmp_path):
 
 def test_refuses_output_equal_input(messy):
     d, _, _ = messy
-    with pytest.raises(ValueError, match='must differ'):
+    with pytest.raises(DataPrepError, match='must differ'):
         clean.run(d, d)
+
+
+def _outputs(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.is_file() and p.suffix in ('.jpg', '.png'))
+
+
+def test_changed_setting_and_inputs_are_redone(tmp_path):
+    src = tmp_path / 'in'
+    src.mkdir()
+    for i, (h, w) in enumerate([(320, 288), (420, 400), (520, 500)]):
+        (src / f'p{i}.jpg').write_bytes(_jpeg_bytes(portrait(i, h, w)))
+    out = tmp_path / 'out'
+    assert clean.run(src, out, {'workers': 1})['kept'] == 3
+    # a stricter setting: the affected files are judged again and their outputs removed
+    s = clean.run(src, out, {'workers': 1, 'min_side': 400})
+    assert s['processed_now'] == 3 and s['kept'] == 2 and s['config']['min_side'] == 400
+    assert len(_outputs(out)) == 2 and not any(n.startswith('p0_') for n in _outputs(out))
+    assert clean.run(src, out, {'workers': 1, 'min_side': 400})['processed_now'] == 0   # idempotent
+    # a changed input file is judged again, alone
+    (src / 'p1.jpg').write_bytes(_jpeg_bytes(portrait(9, 300, 300)))
+    s = clean.run(src, out, {'workers': 1, 'min_side': 400})
+    assert s['processed_now'] == 1 and s['kept'] == 1
+    # a vanished input: its output is removed so later stages never read it
+    (src / 'p2.jpg').unlink()
+    s = clean.run(src, out, {'workers': 1, 'min_side': 400})
+    assert s['kept'] == 0 and s['stale_removed'] == 1 and _outputs(out) == []
+    assert [Path(r['path']).name for r in json.loads((out / 'report.json').read_text())['files']] == ['p0.jpg', 'p1.jpg']
+
+
+def test_unreadable_sidecar_is_a_warning(tmp_path, capsys):
+    src = tmp_path / 'in'
+    src.mkdir()
+    (src / 'a.jpg').write_bytes(_jpeg_bytes(portrait(1)))
+    (src / 'a.jpg.json').write_text('{"kind": "photo"')           # truncated JSON
+    s = clean.run(src, tmp_path / 'out', {'workers': 1})
+    row = json.loads((tmp_path / 'out' / 'report.json').read_text())['files'][0]
+    assert row['status'] == 'kept' and 'not JSON' in row['extra']['warnings'][0]
+    assert s['warning_count'] == 1 and 'a.jpg: sidecar a.jpg.json is not JSON' in capsys.readouterr().err
+
+
+def test_dead_worker_is_a_record_not_a_hang(tmp_path):
+    """A worker killed mid-file (as by the OOM killer on a huge image) becomes a record for the file
+    it held; the others finish, and the next run retries that file."""
+    import multiprocessing
+    import signal
+    import threading
+    import time
+    src = tmp_path / 'in'
+    src.mkdir()
+    for i in range(24):
+        (src / f'p{i:02d}.jpg').write_bytes(_jpeg_bytes(portrait(i, 900, 800)))
+    out = tmp_path / 'out'
+    res = {}
+    t = threading.Thread(target=lambda: res.update(clean.run(src, out, {'workers': 2, 'copy_unchanged_jpeg': False})))
+    t.start()
+    killed = None
+    deadline = time.time() + 60
+    while killed is None and time.time() < deadline and t.is_alive():
+        kids = [p for p in multiprocessing.active_children() if p.is_alive()]
+        if kids:
+            time.sleep(0.5)                               # let it take a file
+            os.kill(kids[0].pid, signal.SIGKILL)
+            killed = kids[0].pid
+        time.sleep(0.05)
+    t.join(120)
+    assert not t.is_alive() and killed is not None
+    rows = json.loads((out / 'report.json').read_text())['files']
+    assert len(rows) == 24
+    dead = [r for r in rows if (r['reason'] or '').startswith('worker_died')]
+    assert len(dead) == 1 and 'SIGKILL' in dead[0]['reason']
+    assert res['kept'] == 23
+    again = clean.run(src, out, {'workers': 1, 'copy_unchanged_jpeg': False})
+    assert again['processed_now'] == 1 and again['kept'] == 24
 
 
 def test_metric_identities():

@@ -23,7 +23,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.scrape = dict(sleep='1.0-2.0', sleep_request='1.0', sleep_429='60', retries=4, http_timeout=30.0,
                     max_per_source=400)
     c.clean = dict(min_side=256, reject_monochrome=True, reject_blurry=True)
-    c.faces = dict(expand=1.6, shift_up=0.1, min_size=128, size=512)
-    c.dedup = dict(phash_threshold=8)
+    # FFHQ-aligned 512 px crops; a face needs a crop square of >= 256 source px (no crop upscaled > 2x)
+    c.faces = dict(size=512, max_upscale=2.0)
+    c.dedup = dict(phash_threshold=8)      # aligned crops; 'unique' (whole source images) keeps its defaults
     c.build = dict(resolution=512, photo_ratio=0.25, seed=0)
     return c
