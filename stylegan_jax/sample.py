@@ -1,23 +1,26 @@
-"""Sampling: seeds -> images, grids and style-mixing grids; the `stylegan-sample` command.
+"""Sampling library: seeds -> images, grids and style-mixing grids (the command is `stylegan_jax.cli.sample`).
 
 Seeds map to latents exactly as the reference `generate.py` does
 (`numpy.random.RandomState(seed).randn(z_dim)`), and images to uint8 the same way
 (`clip(img * 127.5 + 128, 0, 255)` truncated), so a converted checkpoint writes the same PNGs as
-the PyTorch original (within +-1 from float rounding). Generation is batched and jitted; PNG
-encoding runs on a thread pool while the next batch is computed.
+the PyTorch original (within +-1 from float rounding). Generation is batched and jitted (one
+compiled function per kind, noise mode and batch shape, shared by `Sampler.with_noise` copies).
 """
 from __future__ import annotations
 
-import argparse
-import concurrent.futures
 import os
 import re
-import sys
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from stylegan_jax.cli_errors import CLIError
+
 RESOLUTION_BATCH = {64: 64, 128: 32, 256: 16, 512: 8, 1024: 4}
+
+
+class SampleError(CLIError, ValueError):
+    """Bad sampling input: a seed list, a class index, a style layer."""
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -29,13 +32,13 @@ def parse_seeds(text: str) -> list[int]:
             continue
         m = re.fullmatch(r'(\d+)(?:-(\d+))?', part)
         if not m:
-            raise ValueError(f'bad seed range {part!r} (expected e.g. 0-7,12)')
+            raise SampleError(f'bad seed range {part!r} (expected e.g. 0-7,12)')
         a, b = int(m.group(1)), int(m.group(2) or m.group(1))
         if b < a:
-            raise ValueError(f'bad seed range {part!r}: end before start')
+            raise SampleError(f'bad seed range {part!r}: end before start')
         seeds.extend(range(a, b + 1))
     if not seeds:
-        raise ValueError('no seeds given')
+        raise SampleError('no seeds given')
     return seeds
 
 
@@ -78,12 +81,33 @@ class Sampler:
         self._fns: dict[tuple, Any] = {}
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, which: str = 'G_ema') -> 'Sampler':
-        """Load G_ema (default) from a converted checkpoint or a training workdir (latest step)."""
+    def from_checkpoint(cls, path: str | os.PathLike, which: str = 'G_ema', *, step: int | None = None,
+                        kimg: float | None = None) -> 'Sampler':
+        """Load G_ema (default) from any checkpoint `checkpoint.load_networks` reads (file, directory, workdir)."""
         from stylegan_jax import checkpoint
 
-        cfg, variables, info = checkpoint.load_network(path, which)
+        cfg, variables, info = checkpoint.load_network(path, which, step=step, kimg=kimg)
         return cls(cfg, variables, info)
+
+    def with_noise(self, noise: dict[str, Any]) -> 'Sampler':
+        """The same generator with its constant noise maps replaced (e.g. the ones a projection optimised)."""
+        import jax
+
+        from stylegan_jax import latents
+
+        new = Sampler.__new__(Sampler)
+        new.cfg, new.info, new._gen, new._fns = self.cfg, self.info, self._gen, self._fns  # compiled code is shared
+        new.variables = jax.device_put(latents.with_noise(self.variables, noise))
+        return new
+
+    @property
+    def w_avg(self) -> np.ndarray:
+        """The tracked average latent [w_dim] (the truncation centre)."""
+        return np.asarray(self.variables['buffers']['mapping']['w_avg'])
+
+    @property
+    def num_ws(self) -> int:
+        return self.cfg.num_ws
 
     @property
     def z_dim(self) -> int:
@@ -100,12 +124,12 @@ class Sampler:
     def _labels(self, n: int, class_idx: int | None) -> np.ndarray | None:
         if self.c_dim == 0:
             if class_idx is not None:
-                raise ValueError('--class given but the network is unconditional')
+                raise SampleError('--class given but the network is unconditional')
             return None
         if class_idx is None:
-            raise ValueError(f'the network is conditional ({self.c_dim} classes): pass --class')
+            raise SampleError(f'the network is conditional ({self.c_dim} classes): pass --class')
         if not 0 <= class_idx < self.c_dim:
-            raise ValueError(f'--class {class_idx} out of range 0..{self.c_dim - 1}')
+            raise SampleError(f'--class {class_idx} out of range 0..{self.c_dim - 1}')
         c = np.zeros((n, self.c_dim), np.float32)
         c[:, class_idx] = 1
         return c
@@ -163,7 +187,7 @@ class Sampler:
         """Yield uint8 [b, H, W, C] batches for latents z [N, z_dim]."""
         z = np.asarray(z, np.float32)
         if z.ndim != 2 or z.shape[1] != self.z_dim:
-            raise ValueError(f'z must have shape [N, {self.z_dim}], got {z.shape}')
+            raise SampleError(f'z must have shape [N, {self.z_dim}], got {z.shape}')
         c = self._labels(len(z), class_idx)
         return self._batched('z', z, c, trunc, trunc_cutoff, noise_mode, seed, batch or self.default_batch())
 
@@ -181,11 +205,18 @@ class Sampler:
         c = self._labels(len(z), class_idx)
         return np.concatenate(list(self._batched('map', z, c, trunc, trunc_cutoff, 'none', 0, batch)))
 
+    def iter_images_from_ws(self, ws: np.ndarray, noise_mode: str = 'const', seed: int = 0,
+                            batch: int | None = None) -> Iterable[np.ndarray]:
+        """Yield uint8 [b, H, W, C] batches for per-layer latents ws [N, num_ws, w_dim]."""
+        ws = np.asarray(ws, np.float32)
+        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.cfg.w_dim):
+            raise SampleError(f'ws must have shape [N, {self.num_ws}, {self.cfg.w_dim}], got {list(ws.shape)}')
+        return self._batched('ws', ws, None, 1.0, None, noise_mode, seed, batch or self.default_batch())
+
     def images_from_ws(self, ws: np.ndarray, noise_mode: str = 'const', seed: int = 0,
                        batch: int | None = None) -> np.ndarray:
         """uint8 images for per-layer latents ws [N, num_ws, w_dim]."""
-        return np.concatenate(list(self._batched('ws', np.asarray(ws, np.float32), None, 1.0, None, noise_mode,
-                                                 seed, batch or self.default_batch())))
+        return np.concatenate(list(self.iter_images_from_ws(ws, noise_mode, seed, batch)))
 
 
 def style_mix_grid(sampler: Sampler, row_seeds: Sequence[int], col_seeds: Sequence[int],
@@ -200,7 +231,7 @@ def style_mix_grid(sampler: Sampler, row_seeds: Sequence[int], col_seeds: Sequen
     w_of = dict(zip(seeds, ws))
     bad = [s for s in col_styles if not 0 <= s < ws.shape[1]]
     if bad:
-        raise ValueError(f'style layer {bad[0]} out of range 0..{ws.shape[1] - 1}')
+        raise SampleError(f'style layer {bad[0]} out of range 0..{ws.shape[1] - 1}')
     mixes = []
     for r in row_seeds:
         for c in col_seeds:
@@ -218,67 +249,15 @@ def style_mix_grid(sampler: Sampler, row_seeds: Sequence[int], col_seeds: Sequen
     return image_grid(np.stack(cells), cols=len(col_seeds) + 1)
 
 
-def save_png(path: str, image: np.ndarray) -> None:
+def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write one uint8 [H, W, C] image (C = 1 or 3) as PNG."""
     from PIL import Image
     Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='stylegan-sample', description='Generate images from a checkpoint.')
-    parser.add_argument('--checkpoint', required=True, help='converted checkpoint or training workdir')
-    parser.add_argument('--seeds', default='0-7', help="seeds, e.g. '0-7,12' (default 0-7)")
-    parser.add_argument('--trunc', type=float, default=1.0, help='truncation psi (default 1)')
-    parser.add_argument('--trunc-cutoff', type=int, default=None, help='truncate only the first K layers')
-    parser.add_argument('--noise-mode', choices=('const', 'random', 'none'), default='const')
-    parser.add_argument('--class', dest='class_idx', type=int, default=None, help='class index (conditional nets)')
-    parser.add_argument('--batch', type=int, default=None, help='images per device batch')
-    parser.add_argument('--outdir', required=True)
-    parser.add_argument('--grid', action='store_true', help='also write grid.png with all images')
-    parser.add_argument('--style-mix', nargs=2, metavar=('ROWS', 'COLS'),
-                        help='write a style-mixing grid: row seeds and column seeds (e.g. 0-4 10-14)')
-    parser.add_argument('--styles', default='0-6', help='layers taken from the column seeds (default 0-6)')
-    parser.add_argument('--seed', type=int, default=0, help='PRNG seed for noise-mode random')
-    args = parser.parse_args(argv)
-
-    from tqdm import tqdm
-
-    from stylegan_jax import checkpoint
-
-    try:
-        seeds = parse_seeds(args.seeds)
-        sampler = Sampler.from_checkpoint(args.checkpoint)
-        os.makedirs(args.outdir, exist_ok=True)
-        if args.style_mix:
-            grid = style_mix_grid(sampler, parse_seeds(args.style_mix[0]), parse_seeds(args.style_mix[1]),
-                                  parse_seeds(args.styles), args.trunc, args.noise_mode, args.class_idx)
-            path = os.path.join(args.outdir, 'stylemix.png')
-            save_png(path, grid)
-            print(f'wrote {path}')
-            return 0
-        z = z_from_seeds(seeds, sampler.z_dim)
-        all_images = []
-        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool, \
-                tqdm(total=len(seeds), desc='sampling', unit='img', file=sys.stderr) as bar:
-            done = 0
-            jobs = []
-            for images in sampler.iter_images_from_z(z, args.trunc, args.trunc_cutoff, args.noise_mode, args.seed,
-                                                      args.class_idx, args.batch):
-                for img in images:
-                    jobs.append(pool.submit(save_png, os.path.join(args.outdir, f'seed{seeds[done]:04d}.png'), img))
-                    done += 1
-                if args.grid:
-                    all_images.append(images)
-                bar.update(len(images))
-            for j in jobs:
-                j.result()
-        if args.grid:
-            save_png(os.path.join(args.outdir, 'grid.png'), image_grid(np.concatenate(all_images)))
-    except (ValueError, OSError, checkpoint.CheckpointError) as e:
-        print(f'stylegan-sample: error: {e}', file=sys.stderr)
-        return 1
-    print(f'wrote {len(seeds)} images to {args.outdir}')
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())
+def __getattr__(name: str) -> Any:
+    # The `stylegan-sample` command lives in stylegan_jax.cli.sample; `sample.main` keeps old callers working.
+    if name == 'main':
+        from stylegan_jax.cli.sample import main
+        return main
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

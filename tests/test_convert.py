@@ -10,7 +10,7 @@ from PIL import Image
 
 from stylegan_jax import checkpoint
 from stylegan_jax.convert import cli as convert_cli
-from stylegan_jax.convert import rosinality, to_flax, unpickle
+from stylegan_jax.convert import reader, rosinality, to_flax, unpickle
 from stylegan_jax.convert.common import ConversionError
 from stylegan_jax import sample
 
@@ -155,7 +155,7 @@ def test_rosinality_legacy_torch_format_and_computed_w_avg(fixtures_dir, tmp_pat
     path = tmp_path / 'legacy.pt'
     torch.save({'g_ema': g_ema}, path, _use_new_zipfile_serialization=False)
     assert not zipfile.is_zipfile(path)
-    nets = convert_cli.read_any(path)
+    nets = reader.read_any(path)
     conv = to_flax.networks_from_torch_style(nets, w_avg_samples=4000, seed=0)
     assert any('w_avg computed from 4000' in n for n in conv.notes)
     # The mean of 4000 mapped samples is close to the 4096-sample mean_latent the fixture used.
@@ -215,3 +215,44 @@ def test_dnnlib_easydict_reads_as_plain_dict(monkeypatch):
     assert out == {'mapping_kwargs': {'num_layers': 8, 'nested': {'lr': 0.01}}}
     assert isinstance(out['mapping_kwargs'], unpickle.EasyDictRecord)
     assert b'dnnlib.util' in blob and b'EasyDict' in blob  # the pickle really names the global
+
+
+@pytest.mark.parametrize('name', ['sg2ada', 'rosinality', 'tf'])
+def test_one_reader_reads_each_file_once(name, fixtures_dir, monkeypatch):
+    """Every format module offers detect/convert; read_any unpickles the file once (TF files were read twice)."""
+    src = fixtures_dir / CASES[name][0]
+    calls = {'pickle': 0, 'torch': 0}
+    real_pickle, real_torch = unpickle.load_pickle, unpickle.load_torch
+
+    def count(kind, fn):
+        def wrapped(*a, **k):
+            calls[kind] += 1
+            return fn(*a, **k)
+        return wrapped
+    opened = []
+
+    def counting_open(path, *a, **k):
+        opened.append(str(path))
+        return open(path, *a, **k)
+    monkeypatch.setattr(unpickle, 'load_pickle', count('pickle', real_pickle))
+    monkeypatch.setattr(unpickle, 'load_torch', count('torch', real_torch))
+    monkeypatch.setattr(unpickle, 'open', counting_open, raising=False)
+    nets = reader.read_any(src)
+    assert opened == [str(src)]
+    if name == 'tf':
+        assert calls == {'pickle': 1, 'torch': 0}
+    assert [fmt.detect(None) for fmt in reader.FORMATS] == [False] * len(reader.FORMATS)
+    assert nets.source_format.startswith(reader.detect_format(unpickle.load_file(src)).NAME)
+
+
+def test_conversion_errors_name_the_file(fixtures_dir, tmp_path):
+    bad = tmp_path / 'cut.pt'
+    bad.write_bytes((fixtures_dir / 'rosinality' / 'checkpoint.pt').read_bytes()[:5000])
+    with pytest.raises(ValueError, match=f'^{bad}: '):
+        reader.read_any(bad)
+    other = tmp_path / 'other.pkl'
+    other.write_bytes(pickle.dumps({'hello': 1}))
+    with pytest.raises(ConversionError, match=f'^{other}: unrecognised checkpoint'):
+        reader.read_any(other)
+    with pytest.raises(ConversionError, match=f'^{other}: unrecognised'):
+        rosinality.load_rosinality(other)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stylegan_jax import sample
 from stylegan_jax.metrics import cli, evaluator, inception, sources
 from stylegan_jax.metrics.inception import MetricsError
 from stylegan_jax.metrics.stats import FeatureStats
@@ -168,7 +169,7 @@ def test_evaluator_fused_sampling_matches_extractor(tiny_checkpoint, inc, tmp_pa
         key, sub = jax.random.split(key)
         kz, _, kn = jax.random.split(sub, 3)
         z = jax.random.normal(kz, (2, cfg.z_dim))
-        images.append(inception.float_to_uint8(gen(variables, z, kn)))
+        images.append(sample.to_uint8(gen(variables, z, kn)))
     want = inception.FeatureExtractor(ev.params, 2)(np.concatenate(images)[:3])
     np.testing.assert_allclose(feats['pool'], want['pool'], atol=1e-4)
     assert np.abs(want['pool']).max() > 0.1  # not a trivially-zero comparison

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stylegan_jax import sample
 from stylegan_jax.metrics import inception
 from stylegan_jax.metrics.inception import FeatureExtractor, MetricsError
 
@@ -48,7 +49,7 @@ def test_float_input_is_quantised_like_uint8(inc_params, inc_dir):
     """Generator-style floats in [-1, 1] give the features of their uint8 quantisation (x*127.5+128)."""
     u8 = load_pngs(inc_dir / 'real', 2)
     as_float = (u8.astype(np.float32) - 127.5) / 127.5  # quantises back to exactly u8
-    assert np.array_equal(np.asarray(inception.float_to_uint8(jnp.asarray(as_float))), u8)
+    assert np.array_equal(np.asarray(sample.to_uint8(jnp.asarray(as_float))), u8)
 
 
 @pytest.mark.parametrize('size', [(40, 52), (512, 300), (299, 299)])

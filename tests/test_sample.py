@@ -50,3 +50,40 @@ def test_cli_bad_checkpoint_is_one_line(tmp_path, capsys):
     assert sample.main(['--checkpoint', str(tmp_path), '--outdir', str(tmp_path / 'o')]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'network.json' in err[0]
+
+
+def test_trunc_center_and_projected_w(fixtures_dir, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from stylegan_jax import latents
+    from stylegan_jax.cli import sample as cli
+    monkeypatch.setenv('STYLEGAN_JAX_CACHE', str(tmp_path / 'cache'))
+    monkeypatch.setenv('STYLEGAN_JAX_NO_COMPILE_CACHE', '1')
+    ckpt = str(fixtures_dir / 'sg2ada' / 'network-snapshot.pkl')
+    s = sample.Sampler.from_checkpoint(ckpt)
+    center = s.ws_from_z(sample.z_from_seeds([9], s.z_dim))
+    latents.save(tmp_path / 'c.npz', center)
+    # psi 0 toward a projected latent renders that latent for every seed.
+    assert cli.main(['--checkpoint', ckpt, '--seeds', '1,2', '--trunc', '0', '--trunc-center', str(tmp_path / 'c.npz'),
+                     '--outdir', str(tmp_path / 'a')]) == 0
+    assert cli.main(['--checkpoint', ckpt, '--projected-w', str(tmp_path / 'c.npz'), '--outdir', str(tmp_path / 'b')]) == 0
+    ref = np.asarray(Image.open(tmp_path / 'b' / 'proj00.png')).astype(int)
+    for name in ('seed0001.png', 'seed0002.png'):
+        assert np.abs(np.asarray(Image.open(tmp_path / 'a' / name)).astype(int) - ref).max() <= 1
+    (tmp_path / 'bad.npz').write_bytes(b'junk')
+    assert cli.main(['--checkpoint', ckpt, '--projected-w', str(tmp_path / 'bad.npz'), '--outdir', str(tmp_path / 'c')]) == 1
+    latents.save(tmp_path / 'wrong.npz', np.zeros((1, 5, 64)))
+    assert cli.main(['--checkpoint', ckpt, '--projected-w', str(tmp_path / 'wrong.npz'), '--outdir', str(tmp_path / 'c')]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2].startswith(f'stylegan-sample: error: {tmp_path / "bad.npz"}: cannot read latents')
+    assert err[-1] == (f'stylegan-sample: error: {tmp_path / "wrong.npz"}: w has shape [1, 5, 64], this network '
+                       'takes [N, 8, 64]')
+
+
+def test_library_names_and_cli_module():
+    from stylegan_jax.cli import sample as cli
+    for name in ('parse_seeds', 'z_from_seeds', 'to_uint8', 'image_grid', 'Sampler', 'style_mix_grid', 'save_png'):
+        assert hasattr(sample, name)
+    assert sample.main is cli.main  # old callers of sample.main keep working
+    from stylegan_jax.metrics import inception
+    assert not hasattr(inception, 'float_to_uint8')  # one quantisation function: sample.to_uint8

@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from stylegan_jax.cli_errors import CLIError
+
 StateDict = dict[str, np.ndarray]
 
 
-class ConversionError(ValueError):
+class ConversionError(CLIError, ValueError):
     """A tensor is missing, unexpected or of the wrong shape; the message names the key."""
 
 

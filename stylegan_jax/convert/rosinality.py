@@ -1,14 +1,18 @@
-"""rosinality/stylegan2-pytorch checkpoints (`.pt`) -> TorchStyleNetworks (StyleGAN2-ADA names).
+"""rosinality/stylegan2-pytorch checkpoints (`.pt`) <-> TorchStyleNetworks (StyleGAN2-ADA names).
 
 Two layouts are common: the one `train.py` saves (g, d, g_ema, optimisers, argparse `args`,
 ada_aug_p) and the one `convert_weight.py` writes (g_ema, latent_avg, optional g and d). Every size
 is inferred from tensor shapes. The renaming follows the correspondence that was checked
 numerically against stylegan2-ada-pytorch: no flips and no bias offsets are needed.
+`generator_from_ada` / `discriminator_from_ada` are the inverse mapping (used by `stylegan-export`):
+they also write the constant blur-kernel buffers rosinality's modules hold, so a strict
+`load_state_dict` accepts the result.
 """
 from __future__ import annotations
 
 import os
 import re
+import sys
 from typing import Any
 
 import numpy as np
@@ -17,7 +21,10 @@ from stylegan_jax.convert import unpickle
 from stylegan_jax.convert.common import ConversionError, StateDict, TorchStyleNetworks
 
 
-def is_rosinality_checkpoint(obj: Any) -> bool:
+NAME = 'rosinality stylegan2-pytorch'
+
+
+def detect(obj: Any) -> bool:
     """True for a dict holding a rosinality generator state dict under 'g_ema'."""
     return isinstance(obj, dict) and isinstance(obj.get('g_ema'), dict) and 'input.input' in obj['g_ema']
 
@@ -132,12 +139,122 @@ def discriminator_to_ada(sd: StateDict, what: str = 'd') -> tuple[StateDict, dic
     return out, kwargs
 
 
-def convert_rosinality_checkpoint(data: dict) -> TorchStyleNetworks:
+# --------------------------------------------------------------------------- ADA names -> rosinality
+
+_BLUR = np.outer([1, 3, 3, 1], [1, 3, 3, 1]).astype(np.float32) / 64
+# rosinality's hard-coded channel table: C(r) = 512 up to 32, then 256m, 128m, ... (m = channel_multiplier)
+_ROSINALITY_BASE = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
+
+
+def _put(out: StateDict, used: set[str], key: str, sd: StateDict, src: str, lead: int = 0,
+         shape: tuple[int, ...] | None = None, what: str = 'G') -> None:
+    """out[key] = sd[src] with `lead` leading unit axes added (or reshaped to `shape`)."""
+    if src not in sd:
+        raise ConversionError(f'{what}: missing tensor {src!r}')
+    used.add(src)
+    value = np.asarray(sd[src], np.float32)
+    value = value.reshape(shape if shape is not None else (1,) * lead + value.shape)
+    out[key] = np.ascontiguousarray(value)
+
+
+def generator_from_ada(sd: StateDict, cfg: Any, what: str = 'G') -> StateDict:
+    """ADA Generator state dict (our flattened G variables) -> rosinality Generator state dict.
+
+    `cfg` is the NetworkConfig; only unconditional RGB generators exist in rosinality's code.
+    """
+    if cfg.c_dim:
+        raise ConversionError(f'{what}: conditional generators (c_dim={cfg.c_dim}) have no rosinality equivalent')
+    if cfg.img_channels != 3:
+        raise ConversionError(f'{what}: rosinality generators are RGB; this one has {cfg.img_channels} channels')
+    if cfg.z_dim != cfg.w_dim:
+        raise ConversionError(f'{what}: rosinality needs z_dim == w_dim (style_dim), got {cfg.z_dim} and {cfg.w_dim}')
+    out: StateDict = {}
+    used: set[str] = set()
+    for i in range(cfg.mapping_layers):
+        _put(out, used, f'style.{i + 1}.weight', sd, f'mapping.fc{i}.weight', what=what)
+        _put(out, used, f'style.{i + 1}.bias', sd, f'mapping.fc{i}.bias', what=what)
+
+    def styled(dst: str, src: str, noise_idx: int, up: bool) -> None:
+        _put(out, used, f'{dst}.conv.weight', sd, f'{src}.weight', lead=1, what=what)
+        if up:
+            out[f'{dst}.conv.blur.kernel'] = _BLUR * 4  # the up-sampling gain lives in the kernel
+        _put(out, used, f'{dst}.conv.modulation.weight', sd, f'{src}.affine.weight', what=what)
+        _put(out, used, f'{dst}.conv.modulation.bias', sd, f'{src}.affine.bias', what=what)
+        _put(out, used, f'{dst}.noise.weight', sd, f'{src}.noise_strength', shape=(1,), what=what)
+        _put(out, used, f'{dst}.activate.bias', sd, f'{src}.bias', what=what)
+        _put(out, used, f'noises.noise_{noise_idx}', sd, f'{src}.noise_const', lead=2, what=what)
+
+    def torgb(dst: str, src: str, skip: bool) -> None:
+        _put(out, used, f'{dst}.conv.weight', sd, f'{src}.weight', lead=1, what=what)
+        _put(out, used, f'{dst}.conv.modulation.weight', sd, f'{src}.affine.weight', what=what)
+        _put(out, used, f'{dst}.conv.modulation.bias', sd, f'{src}.affine.bias', what=what)
+        _put(out, used, f'{dst}.bias', sd, f'{src}.bias', shape=(1, -1, 1, 1), what=what)
+        if skip:
+            out[f'{dst}.upsample.kernel'] = _BLUR * 4
+
+    _put(out, used, 'input.input', sd, 'synthesis.b4.const', lead=1, what=what)
+    styled('conv1', 'synthesis.b4.conv1', 0, False)
+    torgb('to_rgb1', 'synthesis.b4.torgb', False)
+    j, r = 0, 8
+    while r <= cfg.img_resolution:
+        styled(f'convs.{2 * j}', f'synthesis.b{r}.conv0', 2 * j + 1, True)
+        styled(f'convs.{2 * j + 1}', f'synthesis.b{r}.conv1', 2 * j + 2, False)
+        torgb(f'to_rgbs.{j}', f'synthesis.b{r}.torgb', True)
+        j, r = j + 1, r * 2
+    left = sorted(k for k in sd if k not in used and k != 'mapping.w_avg' and not k.endswith('resample_filter'))
+    if left:
+        raise ConversionError(f'{what}: tensor {left[0]!r} has no rosinality counterpart')
+    return out
+
+
+def discriminator_from_ada(sd: StateDict, cfg: Any, what: str = 'D') -> StateDict:
+    """ADA (resnet) Discriminator state dict -> rosinality Discriminator state dict."""
+    if cfg.c_dim:
+        raise ConversionError(f'{what}: conditional discriminators have no rosinality equivalent')
+    group = cfg.mbstd_group_size
+    if (group, cfg.mbstd_num_channels) != (4, 1):
+        raise ConversionError(f'{what}: rosinality fixes the minibatch-stddev group to 4 and 1 channel; this D has '
+                              f'group {group}, {cfg.mbstd_num_channels} channel(s)')
+    out: StateDict = {}
+    used: set[str] = set()
+    size = cfg.img_resolution
+    _put(out, used, 'convs.0.0.weight', sd, f'b{size}.fromrgb.weight', what=what)
+    _put(out, used, 'convs.0.1.bias', sd, f'b{size}.fromrgb.bias', what=what)
+    i, r = 1, size
+    while r > 4:
+        _put(out, used, f'convs.{i}.conv1.0.weight', sd, f'b{r}.conv0.weight', what=what)
+        _put(out, used, f'convs.{i}.conv1.1.bias', sd, f'b{r}.conv0.bias', what=what)
+        out[f'convs.{i}.conv2.0.kernel'] = _BLUR
+        _put(out, used, f'convs.{i}.conv2.1.weight', sd, f'b{r}.conv1.weight', what=what)
+        _put(out, used, f'convs.{i}.conv2.2.bias', sd, f'b{r}.conv1.bias', what=what)
+        out[f'convs.{i}.skip.0.kernel'] = _BLUR
+        _put(out, used, f'convs.{i}.skip.1.weight', sd, f'b{r}.skip.weight', what=what)
+        i, r = i + 1, r // 2
+    for dst, src in (('final_conv.0.weight', 'b4.conv.weight'), ('final_conv.1.bias', 'b4.conv.bias'),
+                     ('final_linear.0.weight', 'b4.fc.weight'), ('final_linear.0.bias', 'b4.fc.bias'),
+                     ('final_linear.1.weight', 'b4.out.weight'), ('final_linear.1.bias', 'b4.out.bias')):
+        _put(out, used, dst, sd, src, what=what)
+    left = sorted(k for k in sd if k not in used and not k.endswith('resample_filter'))
+    if left:
+        raise ConversionError(f'{what}: tensor {left[0]!r} has no rosinality counterpart')
+    return out
+
+
+def channel_multiplier(cfg: Any) -> int | None:
+    """The `channel_multiplier` of rosinality's Generator that gives cfg's channel counts, or None if none does."""
+    for m in (1, 2, 4, 8):
+        if all(cfg.channels(r) == (base * m if r >= 64 else base) for r, base in _ROSINALITY_BASE.items()
+               if r <= cfg.img_resolution):
+            return m
+    return None
+
+
+def convert(data: dict) -> TorchStyleNetworks:
     """Unpickled rosinality checkpoint dict -> TorchStyleNetworks."""
     g_ema, g_kwargs = generator_to_ada(data['g_ema'], 'g_ema')
     layout = 'train.py' if 'args' in data else 'convert_weight.py' if 'latent_avg' in data else 'g_ema only'
     nets = TorchStyleNetworks(G_ema=g_ema, G_kwargs=g_kwargs,
-                              source_format=f'rosinality stylegan2-pytorch ({layout} layout)')
+                              source_format=f'{NAME} ({layout} layout)')
     if 'latent_avg' in data:
         nets.G_ema['mapping.w_avg'] = np.array(data['latent_avg'], np.float32).reshape(-1)
         nets.notes.append('w_avg taken from latent_avg')
@@ -155,8 +272,6 @@ def convert_rosinality_checkpoint(data: dict) -> TorchStyleNetworks:
 
 
 def load_rosinality(path: str | os.PathLike) -> TorchStyleNetworks:
-    """Read a rosinality checkpoint as data only."""
-    data = unpickle.load_torch(path, unpickle.ROSINALITY_GLOBALS)
-    if not is_rosinality_checkpoint(data):
-        raise ConversionError(f'{path}: not a rosinality stylegan2-pytorch checkpoint (no g_ema generator)')
-    return convert_rosinality_checkpoint(data)
+    """Read a rosinality checkpoint as data only (ConversionError if it is another format)."""
+    from stylegan_jax.convert import reader
+    return reader.read_any(path, formats=(sys.modules[__name__],))

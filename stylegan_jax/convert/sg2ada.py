@@ -7,6 +7,7 @@ The snapshot is a pickle of dict(G, D, G_ema, augment_pipe, training_set_kwargs)
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,10 @@ _D_ARGS = ('c_dim', 'img_resolution', 'img_channels', 'architecture', 'channel_b
            'num_fp16_res', 'conv_clamp', 'cmap_dim', 'block_kwargs', 'mapping_kwargs', 'epilogue_kwargs')
 
 
-def is_sg2ada_snapshot(obj: Any) -> bool:
+NAME = 'stylegan2-ada-pytorch snapshot'
+
+
+def detect(obj: Any) -> bool:
     """True for the unpickled dict of a StyleGAN2-ADA training snapshot."""
     return isinstance(obj, dict) and isinstance(obj.get('G_ema'), unpickle.PersistentRecord)
 
@@ -52,13 +56,13 @@ def init_kwargs(rec: unpickle.PersistentRecord, arg_names: tuple[str, ...]) -> d
     return kwargs
 
 
-def convert_sg2ada_snapshot(data: dict, source: str = '') -> TorchStyleNetworks:
+def convert(data: dict) -> TorchStyleNetworks:
     """Unpickled snapshot dict -> TorchStyleNetworks (G_ema for sampling, G and D for training)."""
     g_ema = data['G_ema']
     nets = TorchStyleNetworks(
         G_ema=module_state_dict(g_ema),
         G_kwargs=init_kwargs(g_ema, _G_ARGS),
-        source_format='stylegan2-ada-pytorch snapshot',
+        source_format=NAME,
     )
     if isinstance(data.get('G'), unpickle.PersistentRecord):
         nets.G = module_state_dict(data['G'])
@@ -76,9 +80,6 @@ def convert_sg2ada_snapshot(data: dict, source: str = '') -> TorchStyleNetworks:
 
 
 def load_sg2ada(path: str | os.PathLike) -> TorchStyleNetworks:
-    """Read a StyleGAN2-ADA snapshot file as data only."""
-    with open(path, 'rb') as f:
-        data = unpickle.load_pickle(f, unpickle.SG2ADA_GLOBALS)
-    if not is_sg2ada_snapshot(data):
-        raise ConversionError(f'{path}: not a StyleGAN2-ADA snapshot (no G_ema network)')
-    return convert_sg2ada_snapshot(data, str(path))
+    """Read a StyleGAN2-ADA snapshot file as data only (ConversionError if it is another format)."""
+    from stylegan_jax.convert import reader
+    return reader.read_any(path, formats=(sys.modules[__name__],))

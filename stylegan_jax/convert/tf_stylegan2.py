@@ -31,20 +31,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 from .common import ConversionError, StateDict, TorchStyleNetworks
-from .unpickle import TF_GLOBALS, TFNetworkRecord, load_pickle
+from .unpickle import TFNetworkRecord
 
-SOURCE_FORMAT = 'tf-stylegan2'
-
-# Our MappingNetwork's inner width is w_dim (ADA's default `layer_features = w_dim`). Set this to
-# True once networks/to_flax honour `mapping_kwargs['layer_features']`; nets whose TF
-# `mapping_fmaps` differs from `dlatent_size` are refused until then.
-MAPPING_LAYER_FEATURES_SUPPORTED = False
+NAME = SOURCE_FORMAT = 'tf-stylegan2'
 
 # TF defaults of the build functions in NVlabs/stylegan2 `training/networks_stylegan2.py`.
 _TF_DEFAULTS: dict[str, Any] = {
@@ -457,7 +451,7 @@ def generator_arch(top: TFNetworkRecord, what: str) -> tuple[GeneratorArch, dict
         raise ConversionError(f'{what}: dlatent_size {mapk["dlatent_size"]} (mapping) != {w_dim} (synthesis)')
     mapping_layers = mapk.int('mapping_layers', 1)
     features = mapk.int('mapping_fmaps', 1) if mapping_layers > 1 else w_dim
-    if features != w_dim and not MAPPING_LAYER_FEATURES_SUPPORTED:
+    if features != w_dim:  # our MappingNetwork's inner width is w_dim (ADA's default layer_features)
         raise ConversionError(f'{what}: mapping_fmaps={features} differs from dlatent_size={w_dim}: the mapping '
                               f'network here has inner width w_dim (ADA layer_features), so this net is not supported yet')
     lrmul = mapk['mapping_lrmul']
@@ -505,7 +499,7 @@ def discriminator_arch(rec: TFNetworkRecord, what: str) -> tuple[DiscriminatorAr
 
 # --------------------------------------------------------------------------- public API
 
-def is_tf_snapshot(obj: Any) -> bool:
+def detect(obj: Any) -> bool:
     """True for what the allow-list unpickler makes of a TF StyleGAN2 snapshot: `(G, D, Gs)` records, or a bare Gs."""
     if isinstance(obj, TFNetworkRecord):
         return True
@@ -554,13 +548,13 @@ def convert_discriminator(rec: TFNetworkRecord, what: str = 'D') -> tuple[StateD
     return state, kwargs
 
 
-def convert_tf_networks(obj: Any) -> TorchStyleNetworks:
+def convert(obj: Any) -> TorchStyleNetworks:
     """An unpickled TF snapshot (`(G, D, Gs)` records, or a bare Gs record) -> TorchStyleNetworks.
 
     G_ema comes from Gs; G and D are kept for training/transfer. Raises ConversionError (one line,
     naming the network and the variable or kwarg) for anything that cannot be mapped exactly.
     """
-    if not is_tf_snapshot(obj):
+    if not detect(obj):
         raise ConversionError(f'not a TF StyleGAN2 snapshot: expected the tuple (G, D, Gs) of '
                               f'dnnlib.tflib.network.Network, found {type(obj).__name__}')
     notes: list[str] = []
@@ -593,21 +587,3 @@ def convert_tf_networks(obj: Any) -> TorchStyleNetworks:
                     'w_avg_beta': runtime['dlatent_avg_beta'], 'style_mixing_prob': runtime['style_mixing_prob'],
                     'tf_static_kwargs': {label: _plain(dict(rec.state['static_kwargs'])) for label, rec in recs.items()}}
     return result
-
-
-def convert_tf_snapshot(path: str | os.PathLike) -> TorchStyleNetworks:
-    """Read an NVlabs TF1 StyleGAN2 snapshot (`(G, D, Gs)` pickle) as data and map it to TorchStyleNetworks.
-
-    Only the globals of the TF format are resolved (UnsafePickleError otherwise; nothing from the
-    file is executed). Errors are re-raised with the file name in front.
-    """
-    from .unpickle import CheckpointFormatError, UnsafePickleError
-    with open(path, 'rb') as f:
-        try:
-            obj = load_pickle(f, TF_GLOBALS)
-        except (UnsafePickleError, CheckpointFormatError) as e:
-            raise type(e)(f'{os.fspath(path)}: {e}') from None
-    try:
-        return convert_tf_networks(obj)
-    except ConversionError as e:
-        raise ConversionError(f'{os.fspath(path)}: {e}') from None

@@ -37,6 +37,9 @@ def _get(kwargs: dict, key: str, default: Any) -> Any:
 
 def config_from_torch_kwargs(g_kwargs: dict[str, Any], d_kwargs: dict[str, Any] | None = None) -> NetworkConfig:
     """NetworkConfig from StyleGAN2-ADA Generator / Discriminator constructor kwargs."""
+    missing = [k for k in ('z_dim', 'w_dim', 'img_resolution') if k not in g_kwargs]
+    if missing:
+        raise ConversionError(f'generator constructor arguments lack {", ".join(missing)}')
     mk = dict(g_kwargs.get('mapping_kwargs') or {})
     sk = dict(g_kwargs.get('synthesis_kwargs') or {})
     w_dim = int(g_kwargs['w_dim'])
@@ -77,7 +80,10 @@ def config_from_torch_kwargs(g_kwargs: dict[str, Any], d_kwargs: dict[str, Any] 
             d_cmap_dim=d_kwargs.get('cmap_dim'),
             d_num_fp16_res=int(_get(d_kwargs, 'num_fp16_res', 0)),
         )
-    return NetworkConfig(**cfg)
+    try:
+        return NetworkConfig(**cfg)
+    except (TypeError, ValueError) as e:  # e.g. a resolution that is not a power of two
+        raise ConversionError(f'unsupported network configuration: {e}') from None
 
 
 def _abstract_variables(module: Any, *args: Any) -> dict:

@@ -22,12 +22,14 @@ from typing import Any, BinaryIO, Callable, Mapping
 
 import numpy as np
 
+from stylegan_jax.cli_errors import CLIError
 
-class UnsafePickleError(pickle.UnpicklingError):
+
+class UnsafePickleError(CLIError, pickle.UnpicklingError):
     """The pickle references a global outside the allow-list; nothing from it was executed."""
 
 
-class CheckpointFormatError(ValueError):
+class CheckpointFormatError(CLIError, ValueError):
     """The file is not in a format we can read (or is damaged)."""
 
 
@@ -67,6 +69,31 @@ class TFNetworkRecord:
 
     def __repr__(self) -> str:
         return f'TFNetworkRecord(name={self.state.get("name")!r})'
+
+
+class ScriptObjectRecord:
+    """A TorchScript object (`__torch__.*` class: a scripted module) kept as its attribute dict.
+
+    TorchScript archives pickle every module as its class name plus a dict of attributes
+    (sub-modules, parameters, buffers, flags); the class's compiled code is never loaded.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.state: dict = {}
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = dict(state) if isinstance(state, Mapping) else {'__state__': state}
+
+    def tensors(self, prefix: str = '') -> dict[str, np.ndarray]:
+        """Every array reachable through attributes, keyed like `state_dict()` ('layers.conv1.weight')."""
+        out: dict[str, np.ndarray] = {}
+        for key, value in self.state.items():
+            name = f'{prefix}{key}'
+            if isinstance(value, np.ndarray):
+                out[name] = value
+            elif isinstance(value, ScriptObjectRecord):
+                out.update(value.tensors(name + '.'))
+        return out
 
 
 class NamespaceRecord:
@@ -210,6 +237,28 @@ ROSINALITY_GLOBALS: dict[tuple[str, str], Any] = {
 ALL_GLOBALS: dict[tuple[str, str], Any] = {**SG2ADA_GLOBALS, **TF_GLOBALS, **ROSINALITY_GLOBALS}
 
 
+def _identity(value: Any, *args: Any) -> Any:
+    return value
+
+
+# TorchScript archives (e.g. the VGG16 feature network of the StyleGAN2-ADA metrics): tensors as in
+# torch.save, typed containers through torch.jit._pickle helpers that only wrap plain values.
+class _TorchScriptGlobals(dict):
+    """The allow-list plus every `__torch__.*` class (a scripted module), which becomes a ScriptObjectRecord."""
+
+    def __missing__(self, key: tuple[str, str]) -> Any:
+        if key[0].split('.')[0] == '__torch__':
+            return ScriptObjectRecord  # kept as data; the archive's compiled code is never loaded
+        raise KeyError(key)
+
+
+TORCHSCRIPT_GLOBALS: Mapping[tuple[str, str], Any] = _TorchScriptGlobals({
+    **TORCH_GLOBALS,
+    **{('torch.jit._pickle', name): _identity
+       for name in ('build_intlist', 'build_doublelist', 'build_boollist', 'build_tensorlist', 'restore_type_tag')},
+})
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that resolves only allow-listed globals; storages come from `persistent_load`."""
 
@@ -330,6 +379,19 @@ def _load_torch_legacy(f: BinaryIO, allowed: Mapping[tuple[str, str], Any]) -> A
     return result
 
 
+def load_file(path: str | os.PathLike, allowed: Mapping[tuple[str, str], Any] = ALL_GLOBALS) -> Any:
+    """Read a checkpoint file once, whatever its container: torch zip, legacy torch stream or plain pickle."""
+    with open(path, 'rb') as f:
+        buf = io.BytesIO(f.read())
+    if zipfile.is_zipfile(buf):
+        return load_torch(buf, allowed)
+    buf.seek(0)
+    data = load_pickle(buf, allowed)
+    if isinstance(data, int) and data == _LEGACY_MAGIC:  # the first of the pickles of a pre-zip torch.save
+        return load_torch(buf, allowed)
+    return data
+
+
 def load_torch(file: str | os.PathLike | BinaryIO,
                allowed: Mapping[tuple[str, str], Any] = ALL_GLOBALS) -> Any:
     """Read a `torch.save` file (zip or legacy format) without torch; tensors become numpy arrays."""
@@ -348,17 +410,3 @@ def load_torch(file: str | os.PathLike | BinaryIO,
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
             KeyError, struct.error) as e:
         raise CheckpointFormatError(f'not a torch checkpoint ({type(e).__name__}: {e})') from None
-
-
-def to_numpy_tree(obj: Any) -> Any:
-    """Copy every array view into an owned, contiguous array (drops references to whole storages)."""
-    if isinstance(obj, np.ndarray):
-        return np.array(obj)
-    if isinstance(obj, dict):
-        return type(obj)((k, to_numpy_tree(v)) for k, v in obj.items()) if isinstance(obj, collections.OrderedDict) \
-            else {k: to_numpy_tree(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [to_numpy_tree(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(to_numpy_tree(v) for v in obj)
-    return obj

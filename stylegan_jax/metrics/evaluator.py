@@ -6,8 +6,9 @@
 The real set's statistics are computed once (or read from a statistics .npz / the stats cache, see
 `stats.py`). Each call generates `num_fake` images with z ~ N(0, I), truncation 1 and random noise
 (the papers' protocol), and for conditional generators uniformly random classes, in batches with one
-jitted function that runs G, the uint8 quantisation (x * 127.5 + 128, clip, truncate; what
-`stylegan-sample` writes to PNG) and the Inception network, so images never leave the device.
+jitted function that runs G, the uint8 quantisation (`sample.to_uint8`: x * 127.5 + 128, clip,
+truncate; what `stylegan-sample` writes to PNG) and the Inception network, so images never leave
+the device. `from_training_config` builds one from a training config's `log` section.
 
 Construction raises `MetricsError` when the Inception weights are not available (not given and not
 downloadable), so training can log "FID skipped: <reason>" and go on.
@@ -25,6 +26,7 @@ import numpy as np
 from stylegan_jax.metrics import inception, scores
 from stylegan_jax.metrics.inception import NUM_FEATURES, FeatureExtractor, MetricsError
 from stylegan_jax.metrics.stats import FeatureStats, compute_stats
+from stylegan_jax.sample import to_uint8
 
 METRICS = ('fid', 'kid', 'is', 'pr')
 
@@ -70,15 +72,6 @@ def compute_metrics(metrics: Sequence[str], fake_pool: np.ndarray, fake_logits: 
     if 'pr' in metrics:
         out['precision'], out['recall'] = scores.precision_recall(real.features, fake_pool, pr_k)
     return out
-
-
-def _unreplicate(tree: Any) -> Any:
-    """Take device 0's copy of pmap-replicated arrays (training may pass replicated G_ema)."""
-    def one(x: Any) -> Any:
-        if isinstance(x, jax.Array) and isinstance(x.sharding, jax.sharding.PmapSharding):
-            return x[0]
-        return x
-    return jax.tree_util.tree_map(one, tree)
 
 
 class Evaluator:
@@ -136,7 +129,7 @@ class Evaluator:
                 img = gen.apply(g_variables, z, c, 1.0, None, 'random', rngs={'noise': kn})
                 if img.shape[-1] == 1:
                     img = jnp.repeat(img, 3, axis=-1)
-                u8 = inception.float_to_uint8(img.astype(jnp.float32))
+                u8 = to_uint8(img.astype(jnp.float32))
                 out = inception.InceptionV3FID().apply({'params': inc_params}, inception.preprocess(u8))
                 return {'pool': out['pool'], 'logits_unbiased': out['logits_unbiased']}
 
@@ -144,9 +137,11 @@ class Evaluator:
         return self._fns[cfg]
 
     def fake_features(self, cfg: Any, g_variables: dict, key: jax.Array) -> dict[str, np.ndarray]:
-        """pool [num_fake, 2048] and logits_unbiased [num_fake, 1008] of fresh samples of G."""
+        """pool [num_fake, 2048] and logits_unbiased [num_fake, 1008] of fresh samples of G.
+
+        `g_variables` are one copy (host or one device); training passes `Trainer.unreplicate(...)`.
+        """
         fn = self._fn(cfg)
-        g_variables = _unreplicate(g_variables)
         pools, logits = [], []
         bar = inception._progress(total=self.num_fake, desc='fake', unit='img', disable=not self.progress)
         done = 0
@@ -167,4 +162,26 @@ class Evaluator:
         return compute_metrics(self.metrics, feats['pool'], feats['logits_unbiased'], self.real)
 
 
-__all__ = ['METRICS', 'Evaluator', 'compute_metrics', 'parse_metrics']
+def from_training_config(config: Any, workdir: str | os.PathLike) -> tuple[Evaluator | None, str]:
+    """(Evaluator, '') for a training run with log.fid_kimg > 0, or (None, why FID is skipped).
+
+    The real set is log.fid_real, else data.path (the demo's generated folder for data.source='demo').
+    Unavailable Inception weights or a bad real set are a reason, not an error: training goes on.
+    """
+    log = config.log
+    if not float(log.fid_kimg or 0) > 0:
+        return None, 'log.fid_kimg is 0'
+    real = str(log.fid_real or '')
+    if not real:
+        demo = str(config.data.source) == 'demo'
+        real = str(config.data.path or (Path(workdir) / 'demo_data' if demo else ''))
+    if not real:
+        return None, 'no real image set (set log.fid_real)'
+    try:
+        return Evaluator(real, inception_weights=str(log.inception_weights) or None, num_fake=int(log.fid_num_fake),
+                         batch=int(log.fid_batch)), ''
+    except (MetricsError, OSError, ValueError) as e:  # weights not available, bad real set
+        return None, f'{type(e).__name__}: {str(e).splitlines()[0][:200]}'
+
+
+__all__ = ['METRICS', 'Evaluator', 'compute_metrics', 'from_training_config', 'parse_metrics']

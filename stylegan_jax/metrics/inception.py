@@ -41,6 +41,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from stylegan_jax.cli_errors import CLIError
+from stylegan_jax.sample import to_uint8
+from stylegan_jax.user_cache import cache_dir, sha256_file
+
 FID_WEIGHTS_URL = ('https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/'
                    'pt_inception-2015-12-05-6726825d.pth')
 # torch hub naming convention: the hex digits after the last '-' are the start of the file's SHA-256.
@@ -55,7 +59,7 @@ HIGHEST = jax.lax.Precision.HIGHEST
 Params = dict[str, Any]
 
 
-class MetricsError(ValueError):
+class MetricsError(CLIError, ValueError):
     """Bad input for the metrics (a file, a folder, a weights file); the message names it and why."""
 
 
@@ -292,21 +296,6 @@ def load_params(path: str | os.PathLike) -> Params:
 
 # --------------------------------------------------------------------------- download / cache
 
-def cache_dir() -> Path:
-    """$STYLEGAN_JAX_CACHE, else ~/.cache/stylegan_jax (not created here)."""
-    env = os.environ.get('STYLEGAN_JAX_CACHE')
-    return Path(env).expanduser() if env else Path.home() / '.cache' / 'stylegan_jax'
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def download(url: str, dest: str | os.PathLike, sha256_prefix: str | None = None,
              timeout: float = 60.0, progress: bool = True) -> Path:
     """Download url to dest atomically (temp file in the same folder, then rename), checking the hash.
@@ -407,16 +396,21 @@ def preprocess(images: jax.Array) -> jax.Array:
     return 2.0 * x - 1.0
 
 
-def float_to_uint8(images: jax.Array) -> jax.Array:
-    """Generator output in [-1, 1] -> uint8 the way the StyleGAN metrics quantise it: x*127.5+128, clip, floor."""
-    return jnp.clip(images * 127.5 + 128.0, 0, 255).astype(jnp.uint8)
-
-
 @jax.jit
 def _forward(params: Params, images: jax.Array) -> dict[str, jax.Array]:
     if images.dtype != jnp.uint8:
-        images = float_to_uint8(images)
+        images = to_uint8(images)  # the generator-output quantisation stylegan-sample writes to PNG
     return InceptionV3FID().apply({'params': params}, preprocess(images))
+
+
+def pool_features(params: Params, images: jax.Array) -> jax.Array:
+    """Differentiable pool3 features [N, 2048] of float images in [-1, 1] (no uint8 quantisation).
+
+    The same preprocessing as `preprocess` otherwise ([0, 1] floats resized the pytorch-fid way);
+    used as a perceptual distance (projection, PPL) where gradients must flow to the image.
+    """
+    x = resize_bilinear((images.astype(jnp.float32) + 1.0) * 0.5, (INPUT_SIZE, INPUT_SIZE))
+    return InceptionV3FID().apply({'params': params}, 2.0 * x - 1.0)['pool']
 
 
 # --------------------------------------------------------------------------- batched extraction
@@ -509,5 +503,5 @@ def init_params(key: jax.Array) -> Params:
 
 
 __all__ = ['FID_WEIGHTS_URL', 'FID_WEIGHTS_SHA256_PREFIX', 'FeatureExtractor', 'InceptionV3FID', 'MetricsError',
-           'cache_dir', 'download', 'float_to_uint8', 'init_params', 'load_params', 'params_from_state_dict',
-           'preprocess', 'resize_bilinear', 'resolve_weights', 'sha256_file']
+           'cache_dir', 'download', 'init_params', 'load_params', 'params_from_state_dict',
+           'pool_features', 'preprocess', 'resize_bilinear', 'resolve_weights', 'sha256_file']
