@@ -1,36 +1,47 @@
-"""Training speed: sec/kimg and images/s of full StyleGAN2-ADA training steps (stylegan_jax.train.step).
+"""Training speed and memory of full StyleGAN2-ADA training steps (stylegan_jax.train.step).
 
-    python benchmarks/bench_train.py --res 512 --batch 8               # transfer512 net, 16 steps
-    python benchmarks/bench_train.py --res 256 --batch 16 --bf16 0     # paper256 net, float32
-    python benchmarks/bench_train.py --res 64 --batch 4 --steps 2      # a quick check on a CPU
-    python benchmarks/bench_train.py --config paper512 --res 512 --batch 64 --json
+    python benchmarks/bench_train.py --res 512 --batch 8                  # transfer512 net, 16 steps
+    python benchmarks/bench_train.py --res 256 --batch 16 --precision float32
+    python benchmarks/bench_train.py --res 64 --batch 4 --steps 2         # a quick check on a CPU
+    python benchmarks/bench_train.py --config paper512 --json             # the config's batch and batch_gpu
+    python benchmarks/bench_train.py --memory --res 512 --batch 8 --batch-gpu 4   # compiled memory only
 
 The networks and losses are those of a config file (default: configs/paper256.py up to 256 px,
 configs/transfer512.py above; --res overrides the resolution, keeping channel_base/channel_max, so
 --res 64 is the top of that net) with random weights and random uint8 "real" images: speed does not
-depend on values. Each step is what run_train.py runs: Gmain, Greg (every 4th step), Dmain, Dreg
-(every 16th), EMA and ADA update, pmapped over all local devices (--devices), batch passed from the
-host every step, the NaN guard read one step late.
+depend on values. --batch/--batch-gpu default to the config's. Each step is what run_train.py runs:
+Gmain, Greg (every 4th step), Dmain, Dreg (every 16th), EMA and ADA update, pmapped over the local
+devices (--devices), the state donated to each phase, the non-finite flag read one step late.
 
-What is reported:
+--precision: float32 (num_fp16_res 0), bfloat16 or float16 (the config's num_fp16_res, or 4 when it
+has none, like the reference's paper configs; float16 also sets nonfinite='nan_to_num', conv_clamp 256
+when the config has none); default: what the config says. --fp32-precision highest|high|default sets
+model.fp32_precision (matmul/conv precision of the float32 layers).
+
+Timing mode (default) reports:
   * compile: JAX's own trace + lowering + XLA compile durations (jax.monitoring events) of the first
-    step, which runs every phase, so all later steps reuse the compiled code (the names of anything
-    compiled later are printed: normally only jit(squeeze), the NaN guard's read of ok[0]);
+    step, which runs every phase, so all later steps reuse the compiled code (anything compiled later
+    is named);
   * sec/kimg and images/s over --steps timed steps, step indices 1..N after that warm-up step (N=16
     holds exactly one lazy-regularisation cycle: 4 Greg and 1 Dreg); the phase mix is printed;
   * per phase (--phase-repeats, default 1, 0 = skip): seconds of each phase alone, and the amortised
-    sec/kimg = (Gmain + Dmain + finish + Greg/4 + Dreg/16) * 1000 / batch, the long-run rate even
-    when --steps is too small to hold a whole cycle;
-  * device (jax.devices()[0].device_kind), CPU model (/proc/cpuinfo), load average before/after (the
-    machine may be shared), peak device memory (device.memory_stats()['peak_bytes_in_use'] on GPU/TPU;
-    CPUs have none: the process's peak RSS is given instead).
+    sec/kimg = (Gmain + Dmain + finish + Greg/4 + Dreg/16) * 1000 / batch;
+  * peak memory: device.memory_stats()['peak_bytes_in_use'] on GPU/TPU; CPUs have none, so the
+    process's peak RSS is given instead; device kind, CPU model, load average before/after.
 
-On a CPU use --bf16 0: XLA:CPU has no fast bfloat16 convolutions (measured: 2x slower steps at 64 px).
+--memory reports, without running a step, XLA's compiled memory analysis of every phase (per
+device): arguments (train state + batch), outputs, aliased (the donated state the outputs reuse),
+temporaries (activations, gradients, workspace), total = arguments + outputs - aliased + temporaries,
+and each phase's compile time; on a GPU/TPU it then runs one step (every phase) and adds the measured
+peak device memory. The analysis is the compiler's buffer assignment for the backend it runs on; a
+CPU compile shows how memory scales with batch_gpu, resolution and precision (the GPU compiler fuses
+differently: measure there for the exact figure).
+
+On a CPU use --precision float32: XLA:CPU has no fast bfloat16/float16 convolutions.
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import pathlib
@@ -44,6 +55,7 @@ from typing import Any
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COMPILE_EVENTS = ('/jax/core/compile/jaxpr_trace_duration', '/jax/core/compile/jaxpr_to_mlir_module_duration',
                   '/jax/core/compile/backend_compile_duration')
+PRECISIONS = ('config', 'float32', 'bfloat16', 'float16')
 
 
 def cpu_model() -> str:
@@ -57,17 +69,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def load_config(name: str) -> Any:
-    """get_config() of configs/NAME.py (or of a path ending in .py)."""
-    path = pathlib.Path(name) if name.endswith('.py') else REPO / 'configs' / f'{name}.py'
-    if not path.is_file():
-        raise SystemExit(f'bench_train.py: error: {path}: config file not found')
-    spec = importlib.util.spec_from_file_location(f'_bench_config_{path.stem}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
 class CompileTimer:
     """Sums JAX's compile-related duration events (seconds) and names the XLA-compiled functions."""
 
@@ -78,10 +79,6 @@ class CompileTimer:
         self.total = 0.0
         self.names: list[str] = []
 
-    @property
-    def count(self) -> int:
-        return len(self.names)
-
     def __call__(self, event: str, duration: float, **kwargs: Any) -> None:
         if event in COMPILE_EVENTS:
             self.total += duration
@@ -89,29 +86,52 @@ class CompileTimer:
                 self.names.append(str(kwargs.get('fun_name', '?')))
 
 
+def apply_precision(c: Any, precision: str, fp32_precision: str | None) -> None:
+    """Set config.model (and train.nonfinite) for --precision / --fp32-precision, in place."""
+    if precision == 'float32':
+        c.model.num_fp16_res = 0
+    elif precision in ('bfloat16', 'float16'):
+        c.model.mixed_dtype = precision
+        c.model.num_fp16_res = int(c.model.num_fp16_res) or 4
+        if precision == 'float16':
+            c.train.nonfinite = 'nan_to_num'  # the reference's policy for its fp16 layers
+            if not c.model.conv_clamp or c.model.conv_clamp <= 0:
+                c.model.conv_clamp = 256.0
+    if fp32_precision:
+        c.model.fp32_precision = fp32_precision
+
+
 def build(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """(config, NetworkConfig, TrainConfig) for the benchmark's resolution, batch and precision."""
-    from stylegan_jax.train import loop
-    c = load_config(args.config or ('paper256' if args.res <= 256 else 'transfer512'))
+    from stylegan_jax.train import config_files, run_config
+    name = args.config or ('paper256' if args.res <= 256 else 'transfer512')
+    try:
+        c = config_files.load_config(name)
+    except FileNotFoundError as e:
+        raise SystemExit(f'bench_train.py: error: {e}') from None
     c.model.img_resolution = args.res
     c.data.resolution = args.res
-    c.train.batch = args.batch
-    gpu = int(c.train.batch_gpu)
-    if args.batch_gpu is not None:
-        gpu = args.batch_gpu
-    per_device = args.batch // args.devices if args.batch % args.devices == 0 else 0
+    if args.batch is not None:
+        c.train.batch = args.batch
+    batch = int(c.train.batch)
+    per_device = batch // args.devices if batch % args.devices == 0 else 0
     if not per_device:
-        raise SystemExit(f'bench_train.py: error: --batch {args.batch} is not divisible by {args.devices} device(s)')
+        raise SystemExit(f'bench_train.py: error: batch {batch} is not divisible by {args.devices} device(s)')
+    gpu = int(c.train.batch_gpu) if args.batch_gpu is None else args.batch_gpu
     if gpu and per_device % gpu:
-        gpu = 0  # the config's chunk does not fit this batch: one chunk per device
+        if args.batch_gpu is not None:
+            raise SystemExit(f'bench_train.py: error: --batch-gpu {gpu} does not divide the per-device batch '
+                             f'{per_device}')
+        gpu = 0  # the config's round size does not fit this batch: one round per device
     c.train.batch_gpu = gpu
-    if args.bf16 is not None:
-        c.model.num_fp16_res = args.bf16
+    apply_precision(c, args.precision, args.fp32_precision)
     chunk = gpu or per_device
     if c.model.mbstd_group_size and c.model.mbstd_group_size > chunk:
         c.model.mbstd_group_size = chunk  # the reference uses min(group, batch) as well
-    cfg = loop.network_config(c)
-    return c, cfg, loop.train_config(c, cfg)
+    if 'transfer' in c:
+        c.transfer.path = ''  # random weights: speed does not depend on them
+    cfg = run_config.network_config(c)
+    return c, cfg, run_config.train_config(c, cfg, args.devices)
 
 
 def _progress(msg: str) -> None:
@@ -130,120 +150,194 @@ def peak_memory(device: Any) -> dict[str, Any]:
     return out
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Build, warm up, time; returns the result record."""
-    import jax
+def _random_batch(cfg: Any, batch: int) -> dict[str, Any]:
+    """Random uint8 'real' images (speed does not depend on values)."""
     import numpy as np
+    rng = np.random.default_rng(0)
+    res = cfg.img_resolution
+    return {'image': rng.integers(0, 256, (batch, res, res, cfg.img_channels), dtype=np.uint8),
+            'label': np.zeros((batch, cfg.c_dim), np.float32)}
+
+
+def describe(cfg: Any, tc: Any, trainer: Any, name: str) -> dict[str, Any]:
+    """The settings part of a result record."""
+    import jax
+    dev = trainer.devices[0]
+    return {
+        'config': name, 'resolution': cfg.img_resolution, 'batch': tc.batch, 'batch_gpu': tc.batch_gpu,
+        'devices': trainer.n_local, 'per_device': trainer.per_device, 'chunk': trainer.chunk,
+        'rounds': trainer.n_chunks, 'num_fp16_res': cfg.num_fp16_res, 'mixed_dtype': cfg.mixed_dtype,
+        'fp32_precision': cfg.fp32_precision, 'precision': 'float32' if not cfg.num_fp16_res else cfg.mixed_dtype,
+        'nonfinite': tc.nonfinite, 'mbstd_group_size': cfg.mbstd_group_size, 'r1_gamma': tc.loss.r1_gamma,
+        'platform': dev.platform, 'device_kind': dev.device_kind, 'cpu_model': cpu_model(),
+        'cpu_count': os.cpu_count(), 'jax': jax.__version__, 'load_avg_before': os.getloadavg()}
+
+
+def measure_memory(trainer: Any, ada_p: float = 0.2, only: list[str] | None = None) -> dict[str, Any]:
+    """Compiled memory analysis of every phase of a lazy-regularisation cycle (or of those in `only`),
+    plus the measured peak of one step on a GPU/TPU."""
+    import jax
+    from stylegan_jax.train import step as step_lib
+    names = [n for n in trainer.phases(0) + ['finish'] if not only or n in only]  # step 0 runs every phase
+    phases: dict[str, Any] = {}
+    for name in names:
+        _progress(f'compiling {name}')
+        t0 = time.perf_counter()
+        compiled = trainer.compile_phase(name)
+        compile_s = time.perf_counter() - t0
+        phases[name] = {**trainer.memory_analysis(name, compiled), 'compile_s': compile_s}
+        del compiled
+    out = {'mode': 'memory', 'phases': phases, 'state_bytes': phases[names[0]]['state_bytes'],
+           'peak_phase': max(phases, key=lambda k: phases[k]['total_bytes'])}
+    dev = trainer.devices[0]
+    if dev.platform != 'cpu':
+        _progress('running step 0 (every phase) for the measured peak')
+        state = step_lib.init_state(trainer.cfg, trainer.tc, jax.random.PRNGKey(0), ada_p=ada_p)
+        rstate = trainer.replicate(state)
+        del state
+        batch = trainer.shard(_random_batch(trainer.cfg, trainer.tc.batch // jax.process_count()))
+        rstate, _, ok = trainer.step(rstate, batch, 0)
+        jax.block_until_ready((rstate, ok))
+    out.update(peak_memory(dev), load_avg_after=os.getloadavg())
+    return out
+
+
+def measure_speed(trainer: Any, steps: int = 16, phase_repeats: int = 1, ada_p: float = 0.2) -> dict[str, Any]:
+    """Warm up (step 0 compiles every phase), time `steps` steps, then each phase alone."""
+    import jax
     from stylegan_jax import networks
     from stylegan_jax.train import step as step_lib
 
-    load_before = os.getloadavg()
-    devices = jax.local_devices()[:args.devices]
-    c, cfg, tc = build(args)
+    cfg, tc = trainer.cfg, trainer.tc
     timer = CompileTimer()
     jax.monitoring.register_event_duration_secs_listener(timer)
+    try:
+        t0 = time.perf_counter()
+        state = step_lib.init_state(cfg, tc, jax.random.PRNGKey(0), ada_p=ada_p)
+        rstate = jax.block_until_ready(trainer.replicate(state))
+        init_s = time.perf_counter() - t0
+        compile_init = timer.total
+        g_params, d_params = networks.param_count(state.g_params), networks.param_count(state.d_params)
+        del state
+        batch = trainer.shard(_random_batch(cfg, tc.batch // jax.process_count()))
 
-    t0 = time.perf_counter()
-    trainer = step_lib.Trainer(cfg, tc, devices)
-    state = step_lib.init_state(cfg, tc, jax.random.PRNGKey(0), ada_p=args.ada_p)
-    rstate = jax.block_until_ready(trainer.replicate(state))
-    init_s = time.perf_counter() - t0
-    compile_init = timer.total
-    g_params, d_params = networks.param_count(state.g_params), networks.param_count(state.d_params)
-    del state
+        _progress(f'init {init_s:.1f} s; compiling and running step 0 (all phases)')
+        timer.reset()
+        t0 = time.perf_counter()
+        rstate, _, ok = trainer.step(rstate, batch, 0)
+        jax.block_until_ready((rstate, ok))
+        first_step_s = time.perf_counter() - t0
+        compile_s, compiles = timer.total, list(timer.names)
 
-    rng = np.random.default_rng(0)
-    batch = {'image': rng.integers(0, 256, (args.batch, args.res, args.res, cfg.img_channels), dtype=np.uint8),
-             'label': np.zeros((args.batch, cfg.c_dim), np.float32)}
+        _progress(f'first step {first_step_s:.1f} s; timing {steps} steps')
+        timer.reset()
+        mix = dict.fromkeys(step_lib.PHASES, 0)
+        prev_ok = None
+        n_ok = 0
+        t0 = time.perf_counter()
+        for i in range(1, steps + 1):
+            for name in trainer.phases(i):
+                mix[name] += 1
+            rstate, _, ok = trainer.step(rstate, batch, i)
+            if prev_ok is not None:
+                n_ok += bool(trainer.unreplicate(prev_ok))
+            prev_ok = ok
+        jax.block_until_ready(rstate)
+        n_ok += bool(trainer.unreplicate(prev_ok))
+        elapsed = time.perf_counter() - t0
+        recompiled = list(timer.names)
 
-    _progress(f'init {init_s:.1f} s; compiling and running step 0 (all phases)')
-    # warm-up: step 0 runs every phase (Gmain, Greg, Dmain, Dreg, finish) -> everything compiles
-    timer.reset()
-    t0 = time.perf_counter()
-    rstate, _, ok = trainer.step(rstate, trainer.shard(batch), 0)
-    jax.block_until_ready((rstate, ok))
-    first_step_s = time.perf_counter() - t0
-    compile_s, compiles = timer.total, list(timer.names)
+        # Per phase, each alone (blocking after each call); one untimed call first in case it compiles.
+        # The state is donated: every call continues from the previous call's output.
+        _progress(f'{steps} steps {elapsed:.1f} s; per-phase timings x{phase_repeats}')
+        phases: dict[str, float] = {}
+        timer.reset()
+        if phase_repeats > 0:
+            for name in trainer.phases(0) + ['finish']:
+                times = []
+                for r in range(phase_repeats + 1):
+                    t = time.perf_counter()
+                    if name == 'finish':
+                        rstate, _ = trainer.p_finish(rstate, ok)
+                    else:
+                        first = name in ('Gmain', 'Gboth')
+                        rstate, _, ok = trainer.p_phase[name](rstate, batch, None if first else ok)
+                    jax.block_until_ready(rstate)
+                    if r:
+                        times.append(time.perf_counter() - t)
+                phases[name] = statistics.median(times)
+        phase_compiles = list(timer.names)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(timer)
 
-    _progress(f'first step {first_step_s:.1f} s; timing {args.steps} steps')
-    # timed steps 1..N, as the loop runs them (NaN guard read one step late)
-    timer.reset()
-    mix = {'Gmain': 0, 'Greg': 0, 'Dmain': 0, 'Dreg': 0}
-    prev_ok = None
-    n_ok = 0
-    t0 = time.perf_counter()
-    for s in range(1, args.steps + 1):
-        for name in trainer.phases(s):
-            mix[name] += 1
-        rstate, _, ok = trainer.step(rstate, trainer.shard(batch), s)
-        if prev_ok is not None:
-            n_ok += bool(jax.device_get(prev_ok[0]))
-        prev_ok = ok
-    jax.block_until_ready(rstate)
-    n_ok += bool(jax.device_get(prev_ok[0]))
-    elapsed = time.perf_counter() - t0
-    recompiled = list(timer.names)
-
-    _progress(f'{args.steps} steps {elapsed:.1f} s; per-phase timings x{args.phase_repeats}')
-    # per phase, each alone (blocking after each call); one untimed call first in case it compiles
-    phases: dict[str, float] = {}
-    timer.reset()
-    if args.phase_repeats > 0:
-        sharded = trainer.shard(batch)
-        new, _, ok = trainer.p_g_main(rstate, sharded)
-        calls = {'Gmain': lambda: trainer.p_g_main(rstate, sharded), 'Greg': lambda: trainer.p_g_reg(rstate, sharded),
-                 'Dmain': lambda: trainer.p_d_main(rstate, sharded), 'Dreg': lambda: trainer.p_d_reg(rstate, sharded),
-                 'finish': lambda: trainer.p_finish(rstate, new, ok)}
-        for name, call in calls.items():
-            jax.block_until_ready(call())
-            times = []
-            for _ in range(args.phase_repeats):
-                t = time.perf_counter()
-                jax.block_until_ready(call())
-                times.append(time.perf_counter() - t)
-            phases[name] = statistics.median(times)
-    phase_compiles = list(timer.names)
-
-    kimg = args.steps * args.batch / 1000
-    dev = devices[0]
-    out: dict[str, Any] = {
-        'config': args.config or ('paper256' if args.res <= 256 else 'transfer512'),
-        'resolution': args.res, 'batch': args.batch, 'batch_gpu': tc.batch_gpu, 'devices': len(devices),
-        'per_device': trainer.per_device, 'chunk': trainer.chunk, 'num_fp16_res': cfg.num_fp16_res,
-        'mixed_dtype': cfg.mixed_dtype, 'mbstd_group_size': cfg.mbstd_group_size, 'r1_gamma': tc.loss.r1_gamma,
-        'g_params': g_params, 'd_params': d_params,
-        'platform': dev.platform, 'device_kind': dev.device_kind, 'cpu_model': cpu_model(),
-        'cpu_count': os.cpu_count(), 'jax': jax.__version__,
+    kimg = steps * tc.batch / 1000
+    out = {
+        'mode': 'timing', 'g_params': g_params, 'd_params': d_params,
         'init_s': init_s, 'init_compile_s': compile_init, 'first_step_s': first_step_s, 'compile_s': compile_s,
         'compiled_programs': compiles, 'recompiled_in_timed_steps': recompiled,
         'compiled_in_phase_pass': phase_compiles,
-        'steps': args.steps, 'phase_mix': mix, 'finite_steps': n_ok, 'timed_s': elapsed,
-        'sec_per_step': elapsed / args.steps, 'sec_per_kimg': elapsed / kimg,
-        'images_per_s': args.steps * args.batch / elapsed,
-        'phase_s': phases,
-        'load_avg_before': load_before, 'load_avg_after': os.getloadavg(),
+        'steps': steps, 'phase_mix': {k: v for k, v in mix.items() if v}, 'finite_steps': n_ok,
+        'timed_s': elapsed, 'sec_per_step': elapsed / steps, 'sec_per_kimg': elapsed / kimg,
+        'images_per_s': steps * tc.batch / elapsed, 'phase_s': phases, 'load_avg_after': os.getloadavg(),
     }
     if phases:
-        amort = phases['Gmain'] + phases['Dmain'] + phases['finish'] + phases['Greg'] / 4 + phases['Dreg'] / 16
+        g_reg = tc.g_reg_interval or 1
+        d_reg = tc.d_reg_interval or 1
+        amort = sum(v / (g_reg if k == 'Greg' else d_reg if k == 'Dreg' else 1) for k, v in phases.items())
         out['sec_per_step_amortized'] = amort
-        out['sec_per_kimg_amortized'] = amort * 1000 / args.batch
-        out['images_per_s_amortized'] = args.batch / amort
-    out.update(peak_memory(dev))
+        out['sec_per_kimg_amortized'] = amort * 1000 / tc.batch
+        out['images_per_s_amortized'] = tc.batch / amort
+    out.update(peak_memory(trainer.devices[0]))
     return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The benchmark of the command line: build from the config, then measure memory or speed."""
+    import jax
+    from stylegan_jax.train import step as step_lib
+    _, cfg, tc = build(args)
+    trainer = step_lib.Trainer(cfg, tc, jax.local_devices()[:args.devices])
+    out = describe(cfg, tc, trainer, args.config or ('paper256' if args.res <= 256 else 'transfer512'))
+    if args.memory:
+        out.update(measure_memory(trainer, args.ada_p, args.phases.split(',') if args.phases else None))
+    else:
+        out.update(measure_speed(trainer, args.steps, args.phase_repeats, args.ada_p))
+    return out
+
+
+def _mib(b: Any) -> str:
+    return 'n/a' if b is None else f'{b / 2**20:,.0f} MiB'
+
+
+def _header(r: dict[str, Any]) -> list[str]:
+    return [
+        f"# {r['platform']}:{r['device_kind']} x{r['devices']}; CPU {r['cpu_model']} ({r['cpu_count']} cores); "
+        f"jax {r['jax']}; load avg {r['load_avg_before'][0]:.2f} before, {r['load_avg_after'][0]:.2f} after",
+        f"net {r['config']} at {r['resolution']}x{r['resolution']}: batch {r['batch']} ({r['per_device']}/device "
+        f"in {r['rounds']} rounds of {r['chunk']}), {r['precision']} (num_fp16_res {r['num_fp16_res']}, "
+        f"fp32_precision {r['fp32_precision']}, nonfinite {r['nonfinite']}), mbstd {r['mbstd_group_size']}",
+    ]
 
 
 def report(r: dict[str, Any]) -> str:
     """Human-readable summary of a result record."""
-    mib = lambda b: 'n/a' if b is None else f'{b / 2**20:,.0f} MiB'  # noqa: E731
-    lines = [
-        f"# {r['platform']}:{r['device_kind']} x{r['devices']}; CPU {r['cpu_model']} ({r['cpu_count']} cores); "
-        f"jax {r['jax']}; load avg {r['load_avg_before'][0]:.2f} before, {r['load_avg_after'][0]:.2f} after",
-        f"net {r['config']} at {r['resolution']}x{r['resolution']}: G {r['g_params']:,} + D {r['d_params']:,} params; "
-        f"batch {r['batch']} ({r['per_device']}/device, chunks of {r['chunk']}), num_fp16_res {r['num_fp16_res']} "
-        f"({r['mixed_dtype']}), mbstd {r['mbstd_group_size']}",
-        f"init {r['init_s']:.1f} s; first step {r['first_step_s']:.1f} s, of which compile {r['compile_s']:.1f} s "
-        f"({len(r['compiled_programs'])} programs); compiled while timing: "
-        f"{', '.join(r['recompiled_in_timed_steps']) or 'nothing'}"
+    lines = _header(r)
+    if r['mode'] == 'memory':
+        gib = lambda b: f'{b / 2**30:7.2f}'  # noqa: E731
+        lines.append(f"compiled memory per device (GiB): train state {r['state_bytes'] / 2**30:.2f}")
+        lines.append(f"{'phase':8} {'args':>7} {'outputs':>7} {'aliased':>7} {'temps':>7} {'total':>7} {'compile s':>9}")
+        for name, m in r['phases'].items():
+            lines.append(f"{name:8} {gib(m['argument_bytes'])} {gib(m['output_bytes'])} {gib(m['alias_bytes'])} "
+                         f"{gib(m['temp_bytes'])} {gib(m['total_bytes'])} {m['compile_s']:9.1f}")
+        peak = r['phases'][r['peak_phase']]['total_bytes']
+        lines.append(f"peak by analysis: {r['peak_phase']} {peak / 2**30:.2f} GiB; measured peak device memory "
+                     f"{_mib(r['device_peak_bytes'])} (limit {_mib(r['device_bytes_limit'])}); host peak RSS "
+                     f"{_mib(r['host_peak_rss_bytes'])}")
+        return '\n'.join(lines)
+    lines += [
+        f"G {r['g_params']:,} + D {r['d_params']:,} params; init {r['init_s']:.1f} s; first step "
+        f"{r['first_step_s']:.1f} s, of which compile {r['compile_s']:.1f} s ({len(r['compiled_programs'])} programs); "
+        f"compiled while timing: {', '.join(r['recompiled_in_timed_steps']) or 'nothing'}"
         + (f"; before the phase timings: {', '.join(r['compiled_in_phase_pass'])}" if r['compiled_in_phase_pass'] else ''),
         f"{r['steps']} steps ({', '.join(f'{k} x{v}' for k, v in r['phase_mix'].items())}): "
         f"{r['sec_per_step']:.3f} s/step, {r['sec_per_kimg']:.1f} sec/kimg, {r['images_per_s']:.2f} images/s "
@@ -253,31 +347,34 @@ def report(r: dict[str, Any]) -> str:
         lines.append('phases: ' + ', '.join(f'{k} {v:.3f} s' for k, v in r['phase_s'].items())
                      + f"; amortised {r['sec_per_kimg_amortized']:.1f} sec/kimg, "
                        f"{r['images_per_s_amortized']:.2f} images/s")
-    lines.append(f"peak device memory {mib(r['device_peak_bytes'])} (limit {mib(r['device_bytes_limit'])}); "
-                 f"host peak RSS {mib(r['host_peak_rss_bytes'])}")
+    lines.append(f"peak device memory {_mib(r['device_peak_bytes'])} (limit {_mib(r['device_bytes_limit'])}); "
+                 f"host peak RSS {_mib(r['host_peak_rss_bytes'])}")
     return '\n'.join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--res', type=int, default=512, help='resolution (default 512)')
-    ap.add_argument('--batch', type=int, default=None, help='global batch (default 8 at >= 512 px, 16 below)')
+    ap.add_argument('--batch', type=int, default=None, help="global batch (default: the config's)")
+    ap.add_argument('--batch-gpu', type=int, default=None,
+                    help="images per accumulation round (default: the config's if it fits; 0 = per-device batch)")
     ap.add_argument('--steps', type=int, default=16, help='timed steps after the warm-up step (default 16)')
-    ap.add_argument('--bf16', type=int, default=None, metavar='N',
-                    help="num_fp16_res: highest resolutions in bfloat16 (default: the config's, 4; 0 = float32)")
+    ap.add_argument('--precision', choices=PRECISIONS, default='config',
+                    help="float32, bfloat16 or float16 in the top resolutions (default: the config's)")
+    ap.add_argument('--fp32-precision', choices=('highest', 'high', 'default'), default=None,
+                    help="model.fp32_precision (default: the config's)")
     ap.add_argument('--config', default=None,
                     help='configs/NAME.py for networks and losses (default paper256 up to 256 px, else transfer512)')
-    ap.add_argument('--batch-gpu', type=int, default=None, help="chunk size (default: the config's if it fits)")
     ap.add_argument('--devices', type=int, default=None, help='local devices to pmap over (default all)')
     ap.add_argument('--ada-p', type=float, default=0.2, help='ADA probability held during the run (default 0.2)')
     ap.add_argument('--phase-repeats', type=int, default=1, help='timings per phase alone (default 1; 0 = skip)')
+    ap.add_argument('--memory', action='store_true', help='compiled memory analysis per phase (no timing)')
+    ap.add_argument('--phases', default=None, help='--memory: only these phases (e.g. Gmain,Dmain; default all)')
     ap.add_argument('--json', action='store_true', help='print the result as one JSON object (last line)')
     args = ap.parse_args(argv)
     if args.res < 4 or args.res & (args.res - 1):
         ap.error(f'--res must be a power of two >= 4, got {args.res}')
-    if args.batch is None:
-        args.batch = 8 if args.res >= 512 else 16
-    if args.batch < 1 or args.steps < 1:
+    if (args.batch is not None and args.batch < 1) or args.steps < 1:
         ap.error('--batch and --steps must be >= 1')
     import jax
     args.devices = args.devices or jax.local_device_count()

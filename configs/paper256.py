@@ -1,41 +1,20 @@
-"""StyleGAN2-ADA `--cfg=paper256`: the reference's 256x256 configuration (FFHQ/LSUN at 256 in the paper).
+"""StyleGAN2-ADA `--cfg=paper256`: the paper's 256x256 setting (FFHQ, LSUN Cat at 256).
 
     python run_train.py --config configs/paper256.py --workdir runs/paper256 \
         --config.data.path=/data/ffhq256_tfds [--config.data.xflip=True]
 
-Reference: NVlabs/stylegan2-ada-pytorch, train.py, setup_training_loop_kwargs(), cfg_specs:
-
-    'paper256': dict(ref_gpus=8, kimg=25000, mb=64, mbstd=8, fmaps=0.5, lrate=0.0025, gamma=1,
-                     ema=20, ramp=None, map=8)
-
-and the settings train.py derives from a spec for every cfg: channel_base = fmaps * 32768 = 16384,
-channel_max 512, z/w 512, num_fp16_res 4 and conv_clamp 256 for G and D, Adam betas (0, 0.99) eps 1e-8
-for G and D, batch_gpu = mb / ref_gpus = 8 (here: the chunk that sets the minibatch-stddev, path-length
-and RNG groups, so 1 device x 64 and 8 devices x 8 train the same way), ema_rampup None (0 here = off).
-train.py defaults: --aug=ada (target 0.6, augpipe bgc), --mirror=False (set data.xflip=True for
-`--mirror=1`, as the paper did for FFHQ), snapshots every 50 ticks of 4 kimg = 200 kimg, metric
-fid50k_full at every snapshot. training_loop.py defaults: G/D_reg_interval 4/16, ada_interval 4,
-ada_kimg 500; loss.py: pl_weight 2, style_mixing_prob 0.9. The reference computes the 4 highest
-resolutions in float16; here in model.mixed_dtype (bfloat16: TPUs have no fast float16).
-
-data.path is required (a TFDS directory from `data-prep build`, or set data.source='folder').
+Reference: stylegan2-ada-pytorch train.py, cfg_specs['paper256']:
+ref_gpus 8, kimg 25000, mb 64, mbstd 8, fmaps 0.5, lrate 0.0025, gamma 1, ema 20, ramp None, map 8.
+Everything else as configs/stylegan2.py (what train.py sets for every cfg): batch_gpu = 64 / 8 = 8,
+so 1 device x 64 accumulates 8 rounds of 8 and 8 devices run one round each, the same step.
+`--config.data.xflip=True` is `--mirror=1`, as the paper used for FFHQ.
 """
-from ml_collections import config_dict
-
-from stylegan_jax.train.loop import default_config
+from stylegan_jax.train.config_files import base
 
 
 def get_config():
-    c = default_config()
-    c.seed = 0
-    c.model.update(z_dim=512, w_dim=512, c_dim=0, img_resolution=256, mapping_layers=8, channel_base=16384,
-                   channel_max=512, num_fp16_res=4, mixed_dtype='bfloat16', conv_clamp=256.0, mbstd_group_size=8,
-                   mbstd_num_channels=1)
-    c.data.update(source='tfds', resolution=256, xflip=False)
-    c.data.path = config_dict.placeholder(str)  # required: run_train.py stops with a one-line error if unset
-    c.train.update(batch=64, batch_gpu=8, total_kimg=25_000.0, g_lr=0.0025, d_lr=0.0025, r1_gamma=1.0,
-                   ema_kimg=20.0, ema_rampup=0.0, pl_weight=2.0, style_mixing_prob=0.9, g_reg_interval=4,
-                   d_reg_interval=16, freeze_d=0)
-    c.ada.update(mode='adaptive', augpipe='bgc', p=0.0, target=0.6, interval=4, kimg=500.0)
-    c.log.update(checkpoint_kimg=200.0, grid_kimg=200.0, fid_kimg=200.0, fid_num_fake=50_000)
+    c = base(__file__, 'stylegan2')
+    c.model.update(img_resolution=256, channel_base=16384, mbstd_group_size=8)
+    c.data.update(resolution=256)
+    c.train.update(batch=64, batch_gpu=8, g_lr=0.0025, d_lr=0.0025, r1_gamma=1.0, ema_kimg=20.0)
     return c

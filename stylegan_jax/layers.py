@@ -9,10 +9,16 @@ modulated convolution with demodulation. Weights keep PyTorch layouts ([out, in,
 The modulated convolution uses the reference's non-fused form (scale the input by the styles,
 run one shared convolution, scale the output by the demodulation coefficients). It is the same
 math as a per-sample grouped convolution and maps onto plain convolutions on every backend.
+
+Precision: convolutions and matmuls take an explicit `precision` (a `jax.lax.Precision` or None =
+the backend default). On Ampere+ GPUs the default for float32 is TF32 and on TPU one bf16 pass;
+the networks pass HIGHEST for their float32 layers unless configured otherwise (the reference
+disables TF32). Float16 inputs get the reference's pre-normalisation against overflow.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -107,6 +113,13 @@ def upsample2d(x: jax.Array, taps: Sequence[float] = RESAMPLE_TAPS) -> jax.Array
     return upfirdn2d(x, taps, up=2, padding=(p0, p1, p0, p1), gain=4.0)
 
 
+def downsample2d(x: jax.Array, taps: Sequence[float] = RESAMPLE_TAPS) -> jax.Array:
+    """2x downsampling with the FIR filter (reference `upfirdn2d.downsample2d`)."""
+    fw = len(taps)
+    p0, p1 = (fw - 2 + 1) // 2, (fw - 2) // 2
+    return upfirdn2d(x, taps, down=2, padding=(p0, p1, p0, p1))
+
+
 # --------------------------------------------------------------------------- convolutions
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
@@ -117,7 +130,7 @@ def _hwio(weight: jax.Array) -> jax.Array:
     return jnp.transpose(weight, (2, 3, 1, 0))
 
 
-def conv_transpose_stride2(x: jax.Array, w_hwio: jax.Array) -> jax.Array:
+def conv_transpose_stride2(x: jax.Array, w_hwio: jax.Array, precision: Any = None) -> jax.Array:
     """Full stride-2 transposed convolution (PyTorch conv_transpose2d, no padding), NHWC.
 
     Output length per axis is 2n + k - 2. Computed as one ordinary convolution producing the four
@@ -145,14 +158,14 @@ def conv_transpose_stride2(x: jax.Array, w_hwio: jax.Array) -> jax.Array:
     # Pad explicitly and convolve 'valid': with the padding inside the conv, XLA:CPU computes the
     # kernel gradient of this even-sized kernel on a slow path (~100x slower at 32x32x256).
     x = jnp.pad(x, ((0, 0), (jh - 1, jh - 1), (jw - 1, jw - 1), (0, 0)))
-    y = jax.lax.conv_general_dilated(x, kern, (1, 1), [(0, 0), (0, 0)], dimension_numbers=_DN)
+    y = jax.lax.conv_general_dilated(x, kern, (1, 1), [(0, 0), (0, 0)], dimension_numbers=_DN, precision=precision)
     hy, wx = y.shape[1], y.shape[2]                                   # n + J - 1 per axis
     y = y.reshape(n, hy, wx, cout, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(n, 2 * hy, 2 * wx, cout)
     return y[:, :2 * h + kh - 2, :2 * wd + kw - 2]
 
 
 def conv2d_resample(x: jax.Array, weight: jax.Array, up: int = 1, down: int = 1, padding: int = 0,
-                    taps: Sequence[float] = RESAMPLE_TAPS) -> jax.Array:
+                    taps: Sequence[float] = RESAMPLE_TAPS, precision: Any = None) -> jax.Array:
     """Cross-correlation of NHWC `x` with a [out, in, k, k] weight, with FIR up/down sampling.
 
     Matches the reference `conv2d_resample` for the cases StyleGAN2 uses: plain conv (padding
@@ -162,14 +175,15 @@ def conv2d_resample(x: jax.Array, weight: jax.Array, up: int = 1, down: int = 1,
     kh, kw = int(weight.shape[2]), int(weight.shape[3])
     fw = len(taps)
     w = _hwio(weight).astype(x.dtype)
+    conv = functools.partial(jax.lax.conv_general_dilated, dimension_numbers=_DN, precision=precision)
     if up == 1 and down == 1:
-        return jax.lax.conv_general_dilated(x, w, (1, 1), [(padding, padding)] * 2, dimension_numbers=_DN)
+        return conv(x, w, (1, 1), [(padding, padding)] * 2)
     if up == 2 and down == 1:
         # Reference padding arithmetic for up > 1.
         p0 = padding + (fw + up - 1) // 2 - (kw - 1)
         p1 = padding + (fw - up) // 2 - (kw - up)
         pt = max(min(-p0, -p1), 0)
-        y = conv_transpose_stride2(x, w)
+        y = conv_transpose_stride2(x, w, precision)
         if pt:
             y = y[:, pt:y.shape[1] - pt, pt:y.shape[2] - pt]
         return upfirdn2d(y, taps, padding=(p0 + pt, p1 + pt, p0 + pt, p1 + pt), gain=float(up * up))
@@ -178,27 +192,37 @@ def conv2d_resample(x: jax.Array, weight: jax.Array, up: int = 1, down: int = 1,
         p1 = padding + (fw - down) // 2
         if kh == 1 and kw == 1:
             x = upfirdn2d(x, taps, down=2, padding=(p0, p1, p0, p1))
-            return jax.lax.conv_general_dilated(x, w, (1, 1), [(0, 0), (0, 0)], dimension_numbers=_DN)
+            return conv(x, w, (1, 1), [(0, 0), (0, 0)])
         x = upfirdn2d(x, taps, padding=(p0, p1, p0, p1))
-        return jax.lax.conv_general_dilated(x, w, (2, 2), [(0, 0), (0, 0)], dimension_numbers=_DN)
+        return conv(x, w, (2, 2), [(0, 0), (0, 0)])
     raise NotImplementedError(f'conv2d_resample with up={up}, down={down}')
 
 
 def modulated_conv2d(x: jax.Array, weight: jax.Array, styles: jax.Array, *, demodulate: bool = True,
-                     up: int = 1, padding: int = 0, noise: jax.Array | None = None) -> jax.Array:
-    """StyleGAN2 modulated convolution, NHWC, reference non-fused form.
+                     up: int = 1, padding: int = 0, noise: jax.Array | None = None,
+                     precision: Any = None, fp32_precision: Any = None) -> jax.Array:
+    """StyleGAN2 modulated convolution, NHWC, reference non-fused form; computed in x.dtype.
 
-    weight: [out, in, k, k], unscaled (demodulation makes the scale irrelevant; ToRGB folds its
-    1/sqrt(fan_in) into `styles`). styles: [N, in] float32. noise: added after demodulation.
+    weight: [out, in, k, k] float32, unscaled (demodulation makes the scale irrelevant; ToRGB folds
+    its 1/sqrt(fan_in) into `styles`). styles: [N, in]. noise: added after demodulation.
+    With float16 activations and demodulation, weight and styles are first divided by their max-norms
+    (the weight also by sqrt(fan_in)), as the reference does: demodulation undoes the scale, and
+    x * styles and the convolution's sums then stay far below float16's 65504.
+    `precision`: of the convolution (in x.dtype); `fp32_precision`: of the float32 matmul that
+    computes the demodulation coefficients.
     """
     styles = styles.astype(jnp.float32)
     w32 = weight.astype(jnp.float32)
+    if x.dtype == jnp.float16 and demodulate:
+        fan_in = w32.shape[1] * w32.shape[2] * w32.shape[3]
+        w32 = w32 * (1 / np.sqrt(fan_in) / jnp.max(jnp.abs(w32), axis=(1, 2, 3), keepdims=True))
+        styles = styles / jnp.max(jnp.abs(styles), axis=1, keepdims=True)
     x = x * styles[:, None, None, :].astype(x.dtype)
-    x = conv2d_resample(x, weight, up=up, padding=padding)
+    x = conv2d_resample(x, w32, up=up, padding=padding, precision=precision)
     if demodulate:
         # sum over (in, kh, kw) of (w * s)^2 = sum_in s_in^2 * sum_k w[o,in,k]^2
         wsq = jnp.sum(jnp.square(w32), axis=(2, 3))  # [out, in]
-        dcoefs = jax.lax.rsqrt(jnp.square(styles) @ wsq.T + 1e-8)  # [N, out]
+        dcoefs = jax.lax.rsqrt(jnp.matmul(jnp.square(styles), wsq.T, precision=fp32_precision) + 1e-8)  # [N, out]
         x = x * dcoefs[:, None, None, :].astype(x.dtype)
     if noise is not None:
         x = x + noise.astype(x.dtype)

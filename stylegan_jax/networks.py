@@ -5,15 +5,23 @@ Parameter trees are named after the reference modules (`mapping/fc0/weight`,
 StyleGAN2-ADA state dict maps onto them one to one. Non-trained state lives in the `buffers`
 collection: `mapping/w_avg` (tracked during training) and each layer's `noise_const`.
 
-Images are NHWC float32 in [-1, 1]. Only the configurations StyleGAN2 uses are built: a 'skip'
-generator and a 'resnet' discriminator.
+Images are NHWC float32 in [-1, 1]. The generator is the 'skip' architecture StyleGAN2 uses; the
+discriminator is 'resnet' (StyleGAN2), 'orig' (the reference's cifar config) or 'skip'
+(`NetworkConfig.d_architecture`).
+
+Precision: parameters are always float32 (the master weights). The `num_fp16_res` highest
+resolutions compute in `mixed_dtype` (the reference: float16, with conv_clamp and the modulated
+conv's pre-normalisation; bfloat16 for TPU / A100+), everything else in float32 with matmul/conv
+precision `fp32_precision` ('highest' = true float32, the reference's no-TF32 choice).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -22,6 +30,11 @@ import numpy as np
 from stylegan_jax import layers
 
 NOISE_MODES = ('const', 'random', 'none')
+MIXED_DTYPES = ('float16', 'bfloat16')
+D_ARCHITECTURES = ('orig', 'skip', 'resnet')
+# model.fp32_precision -> the precision of float32 matmuls/convs ('high' = bf16_3x on TPU, TF32 on GPU).
+FP32_PRECISIONS = {'highest': jax.lax.Precision.HIGHEST, 'high': jax.lax.Precision.HIGH,
+                   'default': jax.lax.Precision.DEFAULT}
 
 
 # --------------------------------------------------------------------------- configuration
@@ -34,19 +47,21 @@ class NetworkConfig:
     c_dim: int = 0
     img_resolution: int = 256
     img_channels: int = 3
-    mapping_layers: int = 8
+    mapping_layers: int = 2
     mapping_lr_multiplier: float = 0.01
     w_avg_beta: float = 0.995
-    channel_base: int = 32768
+    channel_base: int = 16384
     channel_max: int = 512
     num_fp16_res: int = 0          # highest-resolution blocks computed in `mixed_dtype` (ref: fp16)
-    mixed_dtype: str = 'bfloat16'
-    conv_clamp: float | None = None
+    mixed_dtype: str = 'bfloat16'  # 'float16' (reference; T4/V100) or 'bfloat16' (TPU, A100+)
+    fp32_precision: str = 'highest'  # float32 layers' matmul/conv precision: 'highest' | 'high' | 'default'
+    conv_clamp: float | None = 256.0
     mbstd_group_size: int | None = 4
     mbstd_num_channels: int = 1
     d_mapping_layers: int = 8      # only used when c_dim > 0 (D's label embedding)
     d_cmap_dim: int | None = None  # default: channels at 4x4
     d_num_fp16_res: int | None = None  # default: same as num_fp16_res
+    d_architecture: str = 'resnet'     # reference DiscriminatorBlock: 'orig' | 'skip' | 'resnet'
 
     def __post_init__(self) -> None:
         r = self.img_resolution
@@ -54,6 +69,11 @@ class NetworkConfig:
             raise ValueError(f'img_resolution must be a power of two >= 4, got {r}')
         if self.c_dim and self.z_dim == 0 and self.mapping_layers == 0:
             raise ValueError('a conditional generator needs mapping layers')
+        for name, value, allowed in (('mixed_dtype', self.mixed_dtype, MIXED_DTYPES),
+                                     ('fp32_precision', self.fp32_precision, tuple(FP32_PRECISIONS)),
+                                     ('d_architecture', self.d_architecture, D_ARCHITECTURES)):
+            if value not in allowed:
+                raise ValueError(f'{name} must be one of {", ".join(map(repr, allowed))}, got {value!r}')
 
     @property
     def num_ws(self) -> int:
@@ -73,19 +93,15 @@ class NetworkConfig:
             raise ValueError(f'unknown network config keys: {", ".join(unknown)}')
         return cls(**d)
 
-    def generator(self) -> 'Generator':
-        return Generator(self)
+    def dtype(self, res: int, num_fp16_res: int) -> Any:
+        """Compute dtype of the block at `res` when the `num_fp16_res` highest resolutions are mixed
+        (reference: fp16_resolution = max(2 ** (log2(R) + 1 - num_fp16_res), 8))."""
+        fp16_res = max(2 ** (int(np.log2(self.img_resolution)) + 1 - num_fp16_res), 8)
+        return jnp.dtype(self.mixed_dtype) if num_fp16_res > 0 and res >= fp16_res else jnp.dtype(jnp.float32)
 
-    def discriminator(self) -> 'Discriminator':
-        return Discriminator(self)
-
-
-def _fp16_resolution(img_resolution: int, num_fp16_res: int) -> int:
-    return max(2 ** (int(np.log2(img_resolution)) + 1 - num_fp16_res), 8)
-
-
-def _dtype(use_mixed: bool, cfg: NetworkConfig) -> Any:
-    return jnp.dtype(cfg.mixed_dtype) if use_mixed else jnp.float32
+    def precision(self, dtype: Any = jnp.float32) -> Any:
+        """The lax precision of a layer computing in `dtype`: `fp32_precision` for float32, else native."""
+        return FP32_PRECISIONS[self.fp32_precision] if jnp.dtype(dtype) == jnp.float32 else None
 
 
 # --------------------------------------------------------------------------- basic layers
@@ -96,6 +112,7 @@ class FullyConnected(nn.Module):
     activation: str = 'linear'
     lr_multiplier: float = 1.0
     bias_init: float = 0.0
+    precision: Any = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -104,7 +121,7 @@ class FullyConnected(nn.Module):
                             (self.out_features, in_features))
         bias = self.param('bias', lambda k, s: jnp.full(s, self.bias_init, jnp.float32), (self.out_features,))
         w = weight * (self.lr_multiplier / np.sqrt(in_features))
-        x = x.astype(jnp.float32) @ w.T
+        x = jnp.matmul(x.astype(jnp.float32), w.T, precision=self.precision)
         return layers.bias_act(x, bias * self.lr_multiplier, self.activation)
 
 
@@ -117,6 +134,7 @@ class Conv2dLayer(nn.Module):
     down: int = 1
     conv_clamp: float | None = None
     dtype: Any = jnp.float32
+    precision: Any = None
 
     @nn.compact
     def __call__(self, x: jax.Array, gain: float = 1.0) -> jax.Array:
@@ -124,7 +142,7 @@ class Conv2dLayer(nn.Module):
         k = self.kernel_size
         weight = self.param('weight', nn.initializers.normal(1.0), (self.out_channels, in_channels, k, k))
         w = (weight * (1 / np.sqrt(in_channels * k * k))).astype(self.dtype)
-        x = layers.conv2d_resample(x.astype(self.dtype), w, down=self.down, padding=k // 2)
+        x = layers.conv2d_resample(x.astype(self.dtype), w, down=self.down, padding=k // 2, precision=self.precision)
         bias = self.param('bias', nn.initializers.zeros, (self.out_channels,)) if self.use_bias else None
         g = layers.act_gain(self.activation) * gain
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
@@ -142,26 +160,26 @@ class MappingNetwork(nn.Module):
     num_layers: int = 8
     lr_multiplier: float = 0.01
     w_avg_beta: float | None = 0.995
+    precision: Any = None
 
     @nn.compact
     def __call__(self, z: jax.Array | None, c: jax.Array | None = None, truncation_psi: Any = 1.0,
-                 truncation_cutoff: int | None = None, update_w_avg: bool = False) -> jax.Array:
+                 truncation_cutoff: int | None = None) -> jax.Array:
+        """w (broadcast to num_ws rows). w_avg is a buffer here; training tracks it (step.update_w_avg)."""
+        fc = functools.partial(FullyConnected, precision=self.precision)
         x = None
         if self.z_dim > 0:
             x = layers.normalize_2nd_moment(z.astype(jnp.float32))
         if self.c_dim > 0:
             if c is None:
                 raise ValueError(f'this network is conditional (c_dim={self.c_dim}): pass labels c')
-            y = layers.normalize_2nd_moment(FullyConnected(self.w_dim, name='embed')(c.astype(jnp.float32)))
+            y = layers.normalize_2nd_moment(fc(self.w_dim, name='embed')(c.astype(jnp.float32)))
             x = y if x is None else jnp.concatenate([x, y], axis=1)
         for i in range(self.num_layers):
-            x = FullyConnected(self.w_dim, activation='lrelu', lr_multiplier=self.lr_multiplier, name=f'fc{i}')(x)
+            x = fc(self.w_dim, activation='lrelu', lr_multiplier=self.lr_multiplier, name=f'fc{i}')(x)
         if self.w_avg_beta is None:
             return x
         w_avg = self.variable('buffers', 'w_avg', lambda: jnp.zeros((self.w_dim,), jnp.float32))
-        if update_w_avg:
-            batch_mean = jnp.mean(jax.lax.stop_gradient(x), axis=0)
-            w_avg.value = batch_mean + (w_avg.value - batch_mean) * self.w_avg_beta
         if self.num_ws is not None:
             x = jnp.broadcast_to(x[:, None, :], (x.shape[0], self.num_ws, self.w_dim))
         psi = jnp.asarray(truncation_psi, jnp.float32)
@@ -180,11 +198,13 @@ class SynthesisLayer(nn.Module):
     up: int = 1
     conv_clamp: float | None = None
     dtype: Any = jnp.float32
+    precision: Any = None         # of this layer's convolution (None in a mixed-precision block)
+    fc_precision: Any = None      # of the float32 affine (style) layer
 
     @nn.compact
     def __call__(self, x: jax.Array, w: jax.Array, noise_mode: str = 'random', gain: float = 1.0) -> jax.Array:
         in_channels = x.shape[-1]
-        styles = FullyConnected(in_channels, bias_init=1.0, name='affine')(w)
+        styles = FullyConnected(in_channels, bias_init=1.0, precision=self.fc_precision, name='affine')(w)
         weight = self.param('weight', nn.initializers.normal(1.0), (self.out_channels, in_channels, 3, 3))
         noise_strength = self.param('noise_strength', nn.initializers.zeros, ())
         r = self.resolution
@@ -197,8 +217,8 @@ class SynthesisLayer(nn.Module):
             noise = (noise_const.value * noise_strength)[None, :, :, None]
         elif noise_mode != 'none':
             raise ValueError(f'noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}')
-        x = layers.modulated_conv2d(x.astype(self.dtype), weight.astype(self.dtype), styles,
-                                    up=self.up, padding=1, noise=noise)
+        x = layers.modulated_conv2d(x.astype(self.dtype), weight, styles, up=self.up, padding=1, noise=noise,
+                                    precision=self.precision, fp32_precision=self.fc_precision)
         bias = self.param('bias', nn.initializers.zeros, (self.out_channels,))
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return layers.bias_act(x, bias, 'lrelu', gain=layers.LRELU_GAIN * gain, clamp=clamp)
@@ -209,13 +229,16 @@ class ToRGBLayer(nn.Module):
     out_channels: int
     conv_clamp: float | None = None
     dtype: Any = jnp.float32
+    precision: Any = None
+    fc_precision: Any = None
 
     @nn.compact
     def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
         in_channels = x.shape[-1]
-        styles = FullyConnected(in_channels, bias_init=1.0, name='affine')(w) * (1 / np.sqrt(in_channels))
+        styles = FullyConnected(in_channels, bias_init=1.0, precision=self.fc_precision,
+                                name='affine')(w) * (1 / np.sqrt(in_channels))
         weight = self.param('weight', nn.initializers.normal(1.0), (self.out_channels, in_channels, 1, 1))
-        x = layers.modulated_conv2d(x.astype(self.dtype), weight.astype(self.dtype), styles, demodulate=False)
+        x = layers.modulated_conv2d(x.astype(self.dtype), weight, styles, demodulate=False, precision=self.precision)
         bias = self.param('bias', nn.initializers.zeros, (self.out_channels,))
         return layers.bias_act(x, bias, clamp=self.conv_clamp)
 
@@ -228,6 +251,8 @@ class SynthesisBlock(nn.Module):
     img_channels: int
     conv_clamp: float | None = None
     dtype: Any = jnp.float32
+    precision: Any = None
+    fc_precision: Any = None
 
     @property
     def num_conv(self) -> int:
@@ -236,7 +261,8 @@ class SynthesisBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array | None, img: jax.Array | None, ws: jax.Array,
                  noise_mode: str = 'random') -> tuple[jax.Array, jax.Array]:
-        kw = dict(resolution=self.resolution, conv_clamp=self.conv_clamp, dtype=self.dtype)
+        pk = dict(dtype=self.dtype, precision=self.precision, fc_precision=self.fc_precision)
+        kw = dict(resolution=self.resolution, conv_clamp=self.conv_clamp, **pk)
         if self.in_channels == 0:
             const = self.param('const', nn.initializers.normal(1.0), (self.out_channels, 4, 4))
             x = jnp.broadcast_to(jnp.transpose(const, (1, 2, 0))[None], (ws.shape[0], 4, 4, self.out_channels))
@@ -246,8 +272,8 @@ class SynthesisBlock(nn.Module):
             x = SynthesisLayer(self.out_channels, name='conv1', **kw)(x, ws[:, 1], noise_mode)
         if img is not None:
             img = layers.upsample2d(img)
-        y = ToRGBLayer(self.img_channels, conv_clamp=self.conv_clamp, dtype=self.dtype,
-                       name='torgb')(x, ws[:, self.num_conv]).astype(jnp.float32)
+        y = ToRGBLayer(self.img_channels, conv_clamp=self.conv_clamp, name='torgb', **pk)(
+            x, ws[:, self.num_conv]).astype(jnp.float32)
         img = y if img is None else img + y
         return x, img
 
@@ -261,14 +287,14 @@ class SynthesisNetwork(nn.Module):
         cfg = self.cfg
         if ws.shape[1] != cfg.num_ws:
             raise ValueError(f'expected ws with {cfg.num_ws} rows, got shape {ws.shape}')
-        fp16_res = _fp16_resolution(cfg.img_resolution, cfg.num_fp16_res)
         x = img = None
         w_idx = 0
         res = 4
         while res <= cfg.img_resolution:
             in_ch = cfg.channels(res // 2) if res > 4 else 0
-            block = SynthesisBlock(in_ch, cfg.channels(res), res, cfg.img_channels, cfg.conv_clamp,
-                                   dtype=_dtype(cfg.num_fp16_res > 0 and res >= fp16_res, cfg), name=f'b{res}')
+            dtype = cfg.dtype(res, cfg.num_fp16_res)
+            block = SynthesisBlock(in_ch, cfg.channels(res), res, cfg.img_channels, cfg.conv_clamp, dtype=dtype,
+                                   precision=cfg.precision(dtype), fc_precision=cfg.precision(), name=f'b{res}')
             n = block.num_conv
             x, img = block(x, img, ws[:, w_idx:w_idx + n + 1], noise_mode)
             w_idx += n
@@ -283,18 +309,17 @@ class Generator(nn.Module):
     def setup(self) -> None:
         cfg = self.cfg
         self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, cfg.num_ws, cfg.mapping_layers,
-                                      cfg.mapping_lr_multiplier, cfg.w_avg_beta)
+                                      cfg.mapping_lr_multiplier, cfg.w_avg_beta, precision=cfg.precision())
         self.synthesis = SynthesisNetwork(cfg)
 
     def __call__(self, z: jax.Array, c: jax.Array | None = None, truncation_psi: Any = 1.0,
-                 truncation_cutoff: int | None = None, noise_mode: str = 'random',
-                 update_w_avg: bool = False) -> jax.Array:
-        ws = self.mapping(z, c, truncation_psi, truncation_cutoff, update_w_avg)
+                 truncation_cutoff: int | None = None, noise_mode: str = 'random') -> jax.Array:
+        ws = self.mapping(z, c, truncation_psi, truncation_cutoff)
         return self.synthesis(ws, noise_mode)
 
     def map(self, z: jax.Array, c: jax.Array | None = None, truncation_psi: Any = 1.0,
-            truncation_cutoff: int | None = None, update_w_avg: bool = False) -> jax.Array:
-        return self.mapping(z, c, truncation_psi, truncation_cutoff, update_w_avg)
+            truncation_cutoff: int | None = None) -> jax.Array:
+        return self.mapping(z, c, truncation_psi, truncation_cutoff)
 
     def synthesize(self, ws: jax.Array, noise_mode: str = 'random') -> jax.Array:
         return self.synthesis(ws, noise_mode)
@@ -303,43 +328,60 @@ class Generator(nn.Module):
 # --------------------------------------------------------------------------- discriminator
 
 class DiscriminatorBlock(nn.Module):
-    """'resnet' D block: (fromrgb), conv0, conv1 (down), 1x1 skip (down), sum * sqrt(0.5)."""
+    """One D resolution (reference DiscriminatorBlock): fromrgb (first block; every block in 'skip'),
+    conv0, conv1 (down); 'resnet' adds a 1x1 down-sampling skip and scales the sum by sqrt(0.5);
+    'skip' passes the FIR-downsampled image on to the next block."""
     in_channels: int
     tmp_channels: int
     out_channels: int
+    architecture: str = 'resnet'
     conv_clamp: float | None = None
     dtype: Any = jnp.float32
+    precision: Any = None
 
     @nn.compact
-    def __call__(self, x: jax.Array | None, img: jax.Array) -> jax.Array:
-        cc = dict(conv_clamp=self.conv_clamp, dtype=self.dtype)
-        if self.in_channels == 0:
-            x = Conv2dLayer(self.tmp_channels, 1, activation='lrelu', name='fromrgb', **cc)(img)
-        x = x.astype(self.dtype)
-        y = Conv2dLayer(self.out_channels, 1, use_bias=False, down=2, dtype=self.dtype,
-                        name='skip')(x, gain=np.sqrt(0.5))
+    def __call__(self, x: jax.Array | None, img: jax.Array | None) -> tuple[jax.Array, jax.Array | None]:
+        cc = dict(conv_clamp=self.conv_clamp, dtype=self.dtype, precision=self.precision)
+        if x is not None:
+            x = x.astype(self.dtype)
+        if self.in_channels == 0 or self.architecture == 'skip':
+            y = Conv2dLayer(self.tmp_channels, 1, activation='lrelu', name='fromrgb', **cc)(img.astype(self.dtype))
+            x = y if x is None else x + y
+            img = layers.downsample2d(img) if self.architecture == 'skip' else None
+        if self.architecture == 'resnet':
+            y = Conv2dLayer(self.out_channels, 1, use_bias=False, down=2, dtype=self.dtype, precision=self.precision,
+                            name='skip')(x, gain=np.sqrt(0.5))
+            x = Conv2dLayer(self.tmp_channels, 3, activation='lrelu', name='conv0', **cc)(x)
+            x = Conv2dLayer(self.out_channels, 3, activation='lrelu', down=2, name='conv1', **cc)(x, gain=np.sqrt(0.5))
+            return y + x, img
         x = Conv2dLayer(self.tmp_channels, 3, activation='lrelu', name='conv0', **cc)(x)
-        x = Conv2dLayer(self.out_channels, 3, activation='lrelu', down=2, name='conv1', **cc)(x, gain=np.sqrt(0.5))
-        return y + x
+        x = Conv2dLayer(self.out_channels, 3, activation='lrelu', down=2, name='conv1', **cc)(x)
+        return x, img
 
 
 class DiscriminatorEpilogue(nn.Module):
-    """4x4: minibatch stddev, conv, fc, out (and the label projection when conditional)."""
+    """4x4: (fromrgb in 'skip'), minibatch stddev, conv, fc, out (and the label projection when conditional)."""
     in_channels: int
     cmap_dim: int
     mbstd_group_size: int | None
     mbstd_num_channels: int
     conv_clamp: float | None = None
+    architecture: str = 'resnet'
+    precision: Any = None
 
     @nn.compact
-    def __call__(self, x: jax.Array, cmap: jax.Array | None) -> jax.Array:
+    def __call__(self, x: jax.Array, img: jax.Array | None, cmap: jax.Array | None) -> jax.Array:
         x = x.astype(jnp.float32)
+        if self.architecture == 'skip':
+            x = x + Conv2dLayer(self.in_channels, 1, activation='lrelu', precision=self.precision,
+                                name='fromrgb')(img.astype(jnp.float32))
         if self.mbstd_num_channels > 0:
             x = layers.minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_channels)
-        x = Conv2dLayer(self.in_channels, 3, activation='lrelu', conv_clamp=self.conv_clamp, name='conv')(x)
+        x = Conv2dLayer(self.in_channels, 3, activation='lrelu', conv_clamp=self.conv_clamp, precision=self.precision,
+                        name='conv')(x)
         x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)  # flatten in NCHW order like the reference
-        x = FullyConnected(self.in_channels, activation='lrelu', name='fc')(x)
-        x = FullyConnected(1 if self.cmap_dim == 0 else self.cmap_dim, name='out')(x)
+        x = FullyConnected(self.in_channels, activation='lrelu', precision=self.precision, name='fc')(x)
+        x = FullyConnected(1 if self.cmap_dim == 0 else self.cmap_dim, precision=self.precision, name='out')(x)
         if self.cmap_dim > 0:
             x = jnp.sum(x * cmap, axis=1, keepdims=True) * (1 / np.sqrt(self.cmap_dim))
         return x
@@ -353,7 +395,6 @@ class Discriminator(nn.Module):
     def __call__(self, img: jax.Array, c: jax.Array | None = None) -> jax.Array:
         cfg = self.cfg
         num_fp16 = cfg.num_fp16_res if cfg.d_num_fp16_res is None else cfg.d_num_fp16_res
-        fp16_res = _fp16_resolution(cfg.img_resolution, num_fp16)
         cmap_dim = 0
         cmap = None
         if cfg.c_dim > 0:
@@ -361,35 +402,43 @@ class Discriminator(nn.Module):
             if c is None:
                 raise ValueError(f'this discriminator is conditional (c_dim={cfg.c_dim}): pass labels c')
             cmap = MappingNetwork(0, cfg.c_dim, cmap_dim, None, cfg.d_mapping_layers, cfg.mapping_lr_multiplier,
-                                  None, name='mapping')(None, c)
+                                  None, precision=cfg.precision(), name='mapping')(None, c)
         x = None
         res = cfg.img_resolution
         img = img.astype(jnp.float32)
         while res > 4:
             in_ch = cfg.channels(res) if res < cfg.img_resolution else 0
-            use_mixed = num_fp16 > 0 and res >= fp16_res
-            x = DiscriminatorBlock(in_ch, cfg.channels(res), cfg.channels(res // 2), cfg.conv_clamp,
-                                   dtype=_dtype(use_mixed, cfg), name=f'b{res}')(x, img.astype(_dtype(use_mixed, cfg)))
+            dtype = cfg.dtype(res, num_fp16)
+            x, img = DiscriminatorBlock(in_ch, cfg.channels(res), cfg.channels(res // 2), cfg.d_architecture,
+                                        cfg.conv_clamp, dtype=dtype, precision=cfg.precision(dtype),
+                                        name=f'b{res}')(x, img)
             res //= 2
         return DiscriminatorEpilogue(cfg.channels(4), cmap_dim, cfg.mbstd_group_size, cfg.mbstd_num_channels,
-                                     cfg.conv_clamp, name='b4')(x, cmap)
+                                     cfg.conv_clamp, cfg.d_architecture, precision=cfg.precision(), name='b4')(
+            x, img, cmap)
 
 
 # --------------------------------------------------------------------------- helpers
 
+@functools.partial(jax.jit, static_argnums=0)
 def init_generator(cfg: NetworkConfig, key: jax.Array) -> dict:
-    """Fresh generator variables {'params': ..., 'buffers': ...} (reference initialisation)."""
+    """Fresh generator variables {'params': ..., 'buffers': ...} (reference initialisation).
+
+    Jitted (an eager Flax init runs hundreds of small ops, seconds on a CPU); JAX's jit cache keys
+    the compiled initialiser on the (hashable) config, so a second call for it does not recompile.
+    """
     z = jnp.zeros((1, cfg.z_dim))
     c = jnp.zeros((1, cfg.c_dim)) if cfg.c_dim else None
     k1, k2 = jax.random.split(key)
-    return jax.tree_util.tree_map(np.asarray, Generator(cfg).init({'params': k1, 'noise': k2}, z, c))
+    return flax.core.unfreeze(Generator(cfg).init({'params': k1, 'noise': k2}, z, c))
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def init_discriminator(cfg: NetworkConfig, key: jax.Array) -> dict:
-    """Fresh discriminator variables {'params': ...}."""
+    """Fresh discriminator variables {'params': ...} (jitted like `init_generator`)."""
     img = jnp.zeros((1, cfg.img_resolution, cfg.img_resolution, cfg.img_channels))
     c = jnp.zeros((1, cfg.c_dim)) if cfg.c_dim else None
-    return jax.tree_util.tree_map(np.asarray, Discriminator(cfg).init({'params': key}, img, c))
+    return flax.core.unfreeze(Discriminator(cfg).init({'params': key}, img, c))
 
 
 def param_count(tree: Any) -> int:

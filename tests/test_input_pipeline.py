@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stylegan_jax import data_paths
+from stylegan_jax.metrics import sources
 from stylegan_jax.train import input_pipeline as ip
 
 tf = pytest.importorskip('tensorflow')
@@ -151,8 +153,68 @@ def test_per_process_split(folder, monkeypatch):
         assert ip.dataset_size(cfg) == 20  # global count, whatever the process
     assert not seen[0] & seen[1]
     monkeypatch.setattr(ip, '_process_info', lambda: (0, 3))
-    with pytest.raises(ValueError, match='multiple of the process count'):
+    with pytest.raises(ValueError, match='multiple of the 3 data shards'):
         ip.create_input_iter(cfg, 8, seed=0)
+
+
+@pytest.mark.parametrize('xflip', [False, True])
+def test_local_shards_read_what_processes_read(folder, monkeypatch, xflip):
+    """One shard per device: 1 process x 4 shards yields exactly what 2 processes x 2 shards yield
+    together (each process its half of every batch), so the data does not depend on the host count."""
+    d, _ = folder
+    cfg = _cfg(path=str(d), xflip=xflip)
+    single = _take(ip.create_input_iter(cfg, 8, seed=2, local_shards=4), 6)  # 6 x 2 per shard > 5 per shard
+    halves = []
+    for index in range(2):
+        monkeypatch.setattr(ip, '_process_info', lambda index=index: (index, 2))
+        halves.append(_take(ip.create_input_iter(cfg, 8, seed=2, local_shards=2), 6))
+    for k in range(6):
+        assert halves[0][k]['image'].shape == (4, RES, RES, 3)
+        np.testing.assert_array_equal(np.concatenate([halves[0][k]['image'], halves[1][k]['image']]),
+                                      single[k]['image'])
+    # and resume works per shard
+    monkeypatch.setattr(ip, '_process_info', lambda: (0, 1))
+    resumed = _take(ip.create_input_iter(cfg, 8, seed=2, start_step=4, local_shards=4), 2)
+    for x, y in zip(single[4:], resumed):
+        np.testing.assert_array_equal(x['image'], y['image'])
+
+
+def test_folder_reads_every_listed_image_type(tmp_path):
+    """Training and the metrics share one extension list, and training decodes all of it (WebP and TIFF
+    through Pillow: tf.io.decode_image does not read them)."""
+    assert ip.IMAGE_EXTENSIONS is sources.IMAGE_EXTENSIONS is data_paths.IMAGE_EXTENSIONS
+    imgs = _folder_images(len(data_paths.IMAGE_EXTENSIONS), seed=4)
+    lossless = {}
+    for i, (ext, im) in enumerate(zip(data_paths.IMAGE_EXTENSIONS, imgs)):
+        path = tmp_path / f'{i}{ext.upper() if i % 2 else ext}'
+        if ext in ('.jpg', '.jpeg'):
+            imgs[i] = im = _index_image(i)  # smooth: survives JPEG closely
+            Image.fromarray(im).save(path, format='JPEG', quality=95)
+        elif ext == '.gif':
+            im = np.full_like(im, (i * 20) % 256)  # GIF is palette-based: a flat image survives exactly
+            Image.fromarray(im).save(path, format='GIF')
+        else:
+            Image.fromarray(im).save(path, format={'.tif': 'TIFF', '.tiff': 'TIFF'}.get(ext, None),
+                                     **({'lossless': True} if ext == '.webp' else {}))
+        if ext not in ('.jpg', '.jpeg'):
+            lossless[i] = im
+    assert len(ip.list_image_files(tmp_path)) == len(data_paths.IMAGE_EXTENSIONS)
+    assert len(sources.FolderSource(tmp_path).files) == len(data_paths.IMAGE_EXTENSIONS)
+    n = len(data_paths.IMAGE_EXTENSIONS)
+    batch = next(ip.create_input_iter(_cfg(path=str(tmp_path), shuffle_buffer=1), n, seed=0))['image']
+    files = ip.list_image_files(tmp_path)
+    got = {int(f.stem): batch[j] for j, f in enumerate(files)}  # buffer 1: stored order
+    assert set(got) == set(range(n))
+    for i, im in lossless.items():
+        np.testing.assert_array_equal(got[i], im, err_msg=data_paths.IMAGE_EXTENSIONS[i])
+    for i in set(got) - set(lossless):
+        assert np.abs(got[i].astype(int) - imgs[i]).mean() < 3  # JPEG
+
+
+def test_unreadable_webp_is_a_one_line_error(tmp_path):
+    (tmp_path / 'bad.webp').write_bytes(b'not an image')
+    with pytest.raises(ValueError, match=r'bad\.webp: cannot read image \(cannot identify'):
+        next(ip.create_input_iter(_cfg(path=str(tmp_path)), 1, seed=0))
 
 
 def test_xflip_statistics_and_determinism(folder):
@@ -241,12 +303,35 @@ def test_demo_source_generates_in_workdir(tmp_path):
 
 # ---------------------------------------------------------------------------------- tfds
 
-def test_find_tfds_dir_accepts_data_version_and_name_dirs(tfds_dir):
+def test_find_tfds_dir_one_policy_for_training_and_metrics(tfds_dir, tmp_path):
+    """data.path is read by training and by the metrics (FID during training): one function decides."""
+    assert sources.find_tfds_dir is ip.find_tfds_dir is data_paths.find_tfds_dir
     vdir = tfds_dir / 'portraits' / '1.0.0'
     for p in (tfds_dir, tfds_dir / 'portraits', vdir):
-        assert ip.find_tfds_dir(p) == vdir
-    (tfds_dir / 'portraits' / '0.9.0').mkdir()
-    assert ip.find_tfds_dir(tfds_dir / 'portraits') == vdir
+        assert data_paths.find_tfds_dir(p) == vdir
+        assert ip._tfds_version_dir(p) == vdir
+        assert sources.open_source(p).builder_dir == vdir
+    # several versions of one dataset: the highest (numerically: 1.10.0 > 1.9.0)
+    ds = tmp_path / 'd' / 'faces'
+    for v in ('1.9.0', '1.10.0', '0.9.0'):
+        (ds / v).mkdir(parents=True)
+        (ds / v / 'dataset_info.json').write_text('{}')
+    assert data_paths.find_tfds_dir(ds) == ds / '1.10.0' == data_paths.find_tfds_dir(tmp_path / 'd')
+    # several datasets: refused by both, naming them
+    (tmp_path / 'd' / 'cats' / '1.0.0').mkdir(parents=True)
+    (tmp_path / 'd' / 'cats' / '1.0.0' / 'dataset_info.json').write_text('{}')
+    with pytest.raises(data_paths.DataPathError, match='several TFDS datasets .*cats, faces'):
+        data_paths.find_tfds_dir(tmp_path / 'd')
+    with pytest.raises(ValueError, match='several TFDS datasets'):
+        ip.create_input_iter(_cfg(source='tfds', path=str(tmp_path / 'd')), 4, seed=0)
+    with pytest.raises(ValueError, match='several TFDS datasets'):
+        sources.open_source(tmp_path / 'd')
+    # none: None for the shared function (metrics then read the folder), an error for training
+    (tmp_path / 'plain').mkdir()
+    assert data_paths.find_tfds_dir(tmp_path / 'plain') is None
+    assert data_paths.find_tfds_dir(tmp_path / 'missing') is None
+    with pytest.raises(ValueError, match='no dataset_info.json'):
+        ip._tfds_version_dir(tmp_path / 'plain')
 
 
 def test_tfds_epochs_labels_and_resume(tfds_dir):

@@ -111,3 +111,22 @@ def test_bias_act_order_gain_then_clamp():
     x = jnp.array([-10.0, 0.5, 300.0])
     y = np.asarray(layers.bias_act(x, jnp.array(1.0), 'lrelu', clamp=256.0))
     np.testing.assert_allclose(y, [-9 * 0.2 * np.sqrt(2), 1.5 * np.sqrt(2), 256.0], rtol=1e-6)
+
+
+def test_float16_modulated_conv_prenormalisation_prevents_overflow():
+    """Reference modulated_conv2d: with float16 activations, weight and styles are divided by their
+    max-norms first. Activations of 100 (conv_clamp allows 256) times styles of 1000 are 1e5 > 65504:
+    without it x * styles is Inf; with it the result is finite and equals the float32 computation."""
+    rs = np.random.RandomState(5)
+    x = (rs.uniform(-100, 100, (2, 6, 6, 8))).astype(np.float32)
+    w = rs.randn(4, 8, 3, 3).astype(np.float32)
+    s = rs.uniform(500, 1000, (2, 8)).astype(np.float32)
+    want = np.asarray(layers.modulated_conv2d(jnp.asarray(x), jnp.asarray(w), jnp.asarray(s), padding=1))
+    got = layers.modulated_conv2d(jnp.asarray(x, jnp.float16), jnp.asarray(w), jnp.asarray(s), padding=1)
+    assert got.dtype == jnp.float16
+    np.testing.assert_allclose(np.asarray(got, np.float32), want, rtol=1e-2, atol=1e-2 * np.abs(want).max())
+    naive = jnp.asarray(x, jnp.float16) * jnp.asarray(s, jnp.float16)[:, None, None, :]  # the unnormalised product
+    assert not np.all(np.isfinite(np.asarray(naive, np.float32)))
+    # bfloat16 (float32's exponent range) needs no pre-normalisation and gets none (the reference: fp16 only).
+    bf = layers.modulated_conv2d(jnp.asarray(x, jnp.bfloat16), jnp.asarray(w), jnp.asarray(s), padding=1)
+    np.testing.assert_allclose(np.asarray(bf, np.float32), want, rtol=3e-2, atol=3e-2 * np.abs(want).max())

@@ -1,6 +1,7 @@
 """Networks against the reference fixtures (StyleGAN2-ADA and rosinality) and network invariants."""
 import dataclasses
 import functools
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -142,17 +143,6 @@ def test_truncation_cutoff_only_first_layers(ada):
     np.testing.assert_allclose(ws[:, 3:], vec['ws_psi1'][:, 3:], atol=1e-4)
 
 
-def test_w_avg_tracking_is_the_reference_lerp(ada):
-    conv, vec = ada
-    g = Generator(conv.cfg)
-    before = np.asarray(conv.variables['G_ema']['buffers']['mapping']['w_avg'])
-    _, state = g.apply(conv.variables['G_ema'], vec['z'], None, 1.0, update_w_avg=True,
-                       method=Generator.map, mutable=['buffers'])
-    after = np.asarray(state['buffers']['mapping']['w_avg'])
-    batch_mean = vec['ws_psi1'][:, 0].mean(0)
-    np.testing.assert_allclose(after, batch_mean + (before - batch_mean) * 0.995, atol=1e-5)
-
-
 def test_noise_modes():
     cfg = NetworkConfig(z_dim=8, w_dim=8, img_resolution=8, mapping_layers=1, channel_base=64, channel_max=8)
     variables = networks.init_generator(cfg, jax.random.PRNGKey(0))
@@ -193,3 +183,52 @@ def test_config_json_round_trip():
         NetworkConfig(img_resolution=48)
     with pytest.raises(ValueError, match='unknown'):
         NetworkConfig.from_dict({'bogus': 1})
+
+
+# --------------------------------------------------------------------------- D architectures
+
+D_ARCH = NetworkConfig(z_dim=8, w_dim=8, img_resolution=16, mapping_layers=1, channel_base=64, channel_max=8,
+                       conv_clamp=256.0, mbstd_group_size=2)
+
+
+@pytest.mark.parametrize('arch', ['orig', 'skip', 'resnet'])
+def test_discriminator_architectures_match_reference(arch):
+    """tests/data/sg2ada_d_arch.npz: the reference Discriminator(architecture=arch) at 16x16 (random init,
+    written by tests/data/make_sg2ada_d_arch.py from a stylegan2-ada-pytorch checkout): same parameter
+    names and shapes as ours, and the same logits."""
+    data = np.load(pathlib.Path(__file__).with_name('data') / 'sg2ada_d_arch.npz')
+    sd = {k.split('/', 1)[1]: data[k] for k in data if k.startswith(f'{arch}/') and not k.endswith('/logits')}
+    cfg = dataclasses.replace(D_ARCH, d_architecture=arch)
+    expected = to_flax.expected_variables(cfg, 'D')
+    assert {n: tuple(v.shape) for n, (_, v) in expected.items()} == {n: v.shape for n, v in sd.items()}
+    variables = to_flax.variables_from_state_dict(sd, cfg, 'D')
+    logits = run_d(variables, nhwc(data['img']), cfg=cfg)
+    np.testing.assert_allclose(np.asarray(logits), data[f'{arch}/logits'], rtol=1e-4, atol=1e-5)
+
+
+def test_discriminator_architecture_is_checked():
+    with pytest.raises(ValueError, match='d_architecture'):
+        NetworkConfig(d_architecture='residual')
+    with pytest.raises(ValueError, match='mixed_dtype'):
+        NetworkConfig(mixed_dtype='float64')
+    with pytest.raises(ValueError, match='fp32_precision'):
+        NetworkConfig(fp32_precision='tf32')
+
+
+@pytest.mark.parametrize('setting,want', [('highest', 'HIGHEST'), ('default', None)])
+def test_fp32_precision_reaches_every_float32_conv_and_matmul(setting, want):
+    """model.fp32_precision is the precision of the float32 layers' convolutions and matmuls (the
+    reference disables TF32); the layers of a float16 block keep their native precision."""
+    cfg = dataclasses.replace(D_ARCH, fp32_precision=setting, num_fp16_res=1, mixed_dtype='float16')
+    gv = jax.eval_shape(lambda k: networks.init_generator(cfg, k), jax.random.PRNGKey(0))
+    hlo = jax.jit(lambda v, z: Generator(cfg).apply(v, z, noise_mode='const')).lower(
+        gv, jax.ShapeDtypeStruct((2, 8), jnp.float32)).as_text()
+    ops = [l for l in hlo.splitlines() if 'stablehlo.convolution' in l or 'stablehlo.dot_general' in l]
+    f32 = [l for l in ops if 'xf16>' not in l]
+    f16 = [l for l in ops if 'xf16>' in l]
+    assert f32 and f16
+    if want:
+        assert all(want in l for l in f32), [l for l in f32 if want not in l][:2]
+    else:
+        assert not any('HIGHEST' in l for l in f32)
+    assert not any('HIGHEST' in l for l in f16)

@@ -1,10 +1,11 @@
 """The training loop (stylegan_jax.train.loop.train_and_evaluate) end to end on a tiny 16x16 config.
 
 Compiling the training step costs tens of CPU seconds, so one test trains for real (an
-uninterrupted run, an interrupted + resumed run, sampling from the workdir); the NaN-guard and
-transfer tests replace `Trainer.step` with a stand-in that follows the real step's contract (the
-state comes back unchanged apart from the step counter when `ok` is False; the step-level guard is
-tested in test_train_step.py) so they test only what the loop does around it.
+uninterrupted run, an interrupted + resumed run, sampling from the workdir); the NaN-guard,
+snapshot-policy and transfer tests replace `Trainer.step` with a stand-in that follows the real
+step's contract (the state comes back unchanged apart from the step counter when `ok` is False; the
+step-level guard is tested in test_train_step.py) so they test only what the loop does around it.
+Multi-process training is in test_multiprocess.py.
 """
 import json
 import pathlib
@@ -19,8 +20,10 @@ import pytest
 
 from stylegan_jax import checkpoint as ckpt_lib
 from stylegan_jax import sample
-from stylegan_jax.train import input_pipeline, loop
+from stylegan_jax.metrics import evaluator as evaluator_lib
+from stylegan_jax.train import input_pipeline, loop, run_config, snapshots, transfer
 from stylegan_jax.train import step as step_lib
+from stylegan_jax.train.config_files import load_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BATCH = 8
@@ -29,11 +32,11 @@ ADA_P0 = 0.1
 
 def tiny_config(steps: int, resolution: int = 16, seed: int = 0):
     """A run of `steps` steps of batch 8 on 64 demo images; checkpoints every 2 steps, grids every 3."""
-    c = loop.default_config()
+    c = load_config(REPO / 'configs' / 'default.py')
     c.seed = seed
     c.model.update(z_dim=32, w_dim=32, img_resolution=resolution, mapping_layers=2, channel_base=256,
                    channel_max=32)
-    c.data.update(source='demo', path='', resolution=resolution, num_images=64, shuffle_buffer=64)
+    c.data.update(source='demo', path='', resolution=resolution, num_images=64, shuffle_buffer=64, xflip=True)
     c.train.update(batch=BATCH, total_kimg=steps * BATCH / 1000)
     # Augmentation on from the start (p = 0.1) and ADA moving p by 8 * 4 / 1000 at step 4: both are
     # part of what a resumed run has to reproduce. 'blit' keeps the compile time small.
@@ -52,7 +55,9 @@ def _steps(workdir: pathlib.Path) -> list[int]:
 
 
 def _history(workdir: pathlib.Path) -> list[dict]:
-    return [json.loads(line) for line in (workdir / 'loss_history.jsonl').read_text().splitlines()]
+    """The status records of loss_history.jsonl (the grid steps add records of their own: SWD)."""
+    rows = [json.loads(line) for line in (workdir / 'loss_history.jsonl').read_text().splitlines()]
+    return [r for r in rows if 'Timing/sec_per_kimg' in r]
 
 
 def test_train_resume_and_sample(tmp_path, capsys, monkeypatch):
@@ -92,7 +97,8 @@ def test_train_resume_and_sample(tmp_path, capsys, monkeypatch):
     real_iter = input_pipeline.create_input_iter
 
     def recording_iter(*args, **kwargs):
-        starts.append(kwargs['start_step'])
+        if 'local_shards' in kwargs:  # the loop's training stream (progress.py reads reals too)
+            starts.append(kwargs['start_step'])
         return real_iter(*args, **kwargs)
 
     monkeypatch.setattr(input_pipeline, 'create_input_iter', recording_iter)
@@ -152,10 +158,10 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, capsys, monkey
     # Checkpoint 4 was written after the first bad step (the state was kept) and holds the state of the
     # last good step (3 bumps of pl_mean); nothing was written after it.
     assert _steps(tmp_path) == [2, 4]
-    manager = loop._manager(tmp_path, 3)
-    template = jax.device_get(step_lib.init_state(loop.network_config(config), loop.train_config(
-        config, loop.network_config(config)), jax.random.PRNGKey(0)))
-    state, meta = loop.restore_checkpoint(manager, template)
+    manager = snapshots.open_manager(tmp_path)
+    cfg = run_config.network_config(config)
+    template = jax.device_get(step_lib.init_state(cfg, run_config.train_config(config, cfg), jax.random.PRNGKey(0)))
+    state, meta = snapshots.restore(manager, template)
     assert (meta['step'], int(state.step), float(state.pl_mean)) == (4, 4, 3.0)
     assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves((state.g_params, state.d_params)))
 
@@ -173,6 +179,9 @@ def test_transfer_from_a_training_workdir(tmp_path, capsys, monkeypatch):
     head = table.splitlines()[0]
     assert all(f'{net}: ' in head for net in ('G', 'G_ema', 'D')) and ' new' in head and 'copied' in head
     assert 'params/synthesis/b32/torgb/weight' in table  # a new layer is listed by name
+    # the reference's train.py --resume settings, and that they are the automatic ones (-1 in the config)
+    assert ("transfer: ada.kimg 1 (set in the config); EMA ramp-up off (the reference's resume setting)"
+            in table.splitlines())
     _, src_g, _ = ckpt_lib.load_network(src, 'G_ema')
     dst_cfg, dst_g, _ = ckpt_lib.load_network(tmp_path / 'dst32', 'G_ema')
     assert dst_cfg.img_resolution == 32
@@ -198,3 +207,88 @@ def test_run_train_cli_reports_bad_config_in_one_line(tmp_path):
     assert proc.stderr.splitlines() == ["run_train.py: error: ada.mode must be 'adaptive', 'fixed' or 'off', "
                                         "got 'bogus'"], proc.stderr
     assert not (tmp_path / 'run').exists()
+
+
+class _FakeEvaluator:
+    """Stands in for metrics.evaluator.Evaluator: scripted FIDs per step (the key is PRNGKey(step))."""
+
+    def __init__(self, fids):
+        self.fids, self.calls = fids, []
+
+    def __call__(self, cfg, g_variables, key):
+        step = int(np.asarray(jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+                              else key)[-1])
+        self.calls.append(step)
+        assert jax.tree_util.tree_leaves(g_variables)[0].ndim >= 1  # one copy, not replicated
+        return {'fid': self.fids[step]}
+
+
+def _metrics(workdir):
+    return [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+
+
+@pytest.mark.parametrize('keep', [0, 2])
+def test_snapshots_fid_per_snapshot_and_best_kept(tmp_path, capsys, monkeypatch, keep):
+    """Every snapshot is kept by default; keep=N keeps the last N and the best-FID one. FID is measured on
+    a snapshot every log.fid_kimg (a fraction of a kimg here: 0.016) and recorded in metrics.jsonl."""
+    monkeypatch.setattr(step_lib.Trainer, 'step', _fake_step())
+    fids = {2: 50.0, 4: 30.0, 6: 40.0, 8: 45.0, 10: 44.0}
+    fake = _FakeEvaluator(fids)
+    monkeypatch.setattr(evaluator_lib, 'from_training_config', lambda config, workdir: (fake, ''))
+    config = tiny_config(10)
+    config.log.update(checkpoint_kimg=4 * BATCH / 1000, fid_kimg=2 * BATCH / 1000, keep_checkpoints=keep,
+                      grid_kimg=10 * BATCH / 1000)
+    loop.train_and_evaluate(config, tmp_path)
+    out = capsys.readouterr().out
+    assert 'FID skipped' not in out and 'kimg 0.0: fid 30' in out
+    assert fake.calls == [2, 4, 6, 8, 10]
+    rows = _metrics(tmp_path)
+    assert [(r['step'], r['fid'], r['snapshot']) for r in rows] == [(s, f, f'checkpoints/{s}') for s, f in fids.items()]
+    assert all(r['kimg'] == pytest.approx(r['step'] * BATCH / 1000) for r in rows)
+    # each FID belongs to a snapshot; the policy then keeps all, or the last 2 plus step 4 (best FID)
+    assert _steps(tmp_path) == ([2, 4, 6, 8, 10] if keep == 0 else [4, 8, 10])
+    # the kept best snapshot is loadable as a network
+    cfg, _, _ = ckpt_lib.load_network(tmp_path, 'G_ema', step=4)
+    assert cfg.img_resolution == 16
+
+
+def test_resume_cuts_metrics_back_and_keeps_the_best(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(step_lib.Trainer, 'step', _fake_step())
+    fids = {2: 20.0, 4: 30.0, 6: 25.0, 8: 35.0}
+    monkeypatch.setattr(evaluator_lib, 'from_training_config', lambda config, workdir: (_FakeEvaluator(fids), ''))
+    config = tiny_config(6)
+    config.log.update(checkpoint_kimg=2 * BATCH / 1000, fid_kimg=2 * BATCH / 1000, keep_checkpoints=1)
+    loop.train_and_evaluate(config, tmp_path)
+    assert _steps(tmp_path) == [2, 6]
+    # a line of a later (lost) snapshot, as an interrupted run leaves it, is dropped on resume
+    with open(tmp_path / 'metrics.jsonl', 'a') as f:
+        f.write(json.dumps({'step': 7, 'fid': 1.0}) + '\n{"step": 8, "fi')
+    config.train.total_kimg = 8 * BATCH / 1000
+    loop.train_and_evaluate(config, tmp_path)
+    assert [r['step'] for r in _metrics(tmp_path)] == [2, 4, 6, 8]
+    assert _steps(tmp_path) == [2, 8]
+
+
+def test_status_lines_log_peak_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(step_lib.Trainer, 'step', _fake_step())
+    loop.train_and_evaluate(tiny_config(2), tmp_path)
+    rows = _history(tmp_path)
+    assert all(0.05 < r['Resources/peak_host_mem_gb'] < 64 for r in rows)  # this process's peak RSS
+    if jax.local_devices()[0].platform == 'cpu':  # no device memory statistics on CPU
+        assert not any('Resources/peak_device_mem_gb' in r for r in rows)
+
+
+@pytest.mark.parametrize('select, kwargs', [({}, {}), ({'step': 2}, {'step': 2}), ({'kimg': 0.016}, {'kimg': 0.016})])
+def test_transfer_snapshot_selection_is_passed_only_when_set(tmp_path, monkeypatch, select, kwargs):
+    calls = []
+
+    def fake_load(path, **kw):
+        calls.append((path, kw))
+        raise ckpt_lib.CheckpointError(f'{path}: stop here')
+
+    monkeypatch.setattr(transfer, 'load_transfer_source', fake_load)
+    config = tiny_config(1)
+    config.transfer.update(path=str(tmp_path / 'src'), **select)
+    with pytest.raises(loop.TrainingError, match='transfer.path: .*stop here'):
+        loop.train_and_evaluate(config, tmp_path / 'dst')
+    assert calls == [(str(tmp_path / 'src'), kwargs)]

@@ -7,20 +7,23 @@ Determinism and resume. The per-process example stream is a concatenation of epo
 is the process's examples shuffled by ``tf.data`` with a buffer of ``min(shuffle_buffer, n)`` and a
 seed derived from ``(seed, e)`` only (with a buffer >= n that is a uniform random permutation),
 and the x-flip of the example at stream position ``i`` is a stateless draw from ``(seed, i)``.
-So the stream is a pure function of ``(seed, dataset, process)``, and ``start_step = k`` starts
-it at position ``k * local_batch``: epoch ``pos // n`` at offset ``pos % n``, without replaying
+So the stream is a pure function of ``(seed, dataset, shard)``, and ``start_step = k`` starts
+it at position ``k * shard_batch``: epoch ``pos // n`` at offset ``pos % n``, without replaying
 the earlier epochs. A resumed run therefore sees exactly the batches an uninterrupted run would.
 
-Per process: TFDS splits with ``tfds.split_for_jax_process`` (equal sizes, remainder dropped);
-folders take ``files[process_index::process_count]`` trimmed to equal sizes. Each process yields
-``global_batch_size // process_count`` images per batch.
+Shards: the data is split into ``process_count * local_shards`` equal shards (TFDS with
+``tfds.split_for_jax_process``, folders ``files[i::count]``, remainders dropped), each with its own
+stream as above; process ``p`` reads shards ``p * local_shards .. (p + 1) * local_shards - 1`` and
+concatenates their batches. Training passes ``local_shards`` = its local device count, so there is one
+shard per device and 2 processes x 2 devices read exactly what 1 process x 4 devices reads. Each
+process yields ``global_batch_size // process_count`` images per batch.
 
 Images are centre-cropped to a square and resized to ``data.resolution`` when needed (area
 filter when shrinking, Lanczos-3 when enlarging). Decoded images are cached in memory when the
 whole local dataset fits in ``_CACHE_BYTES``; otherwise files are re-read every epoch.
 
 TFDS datasets (from ``data-prep build``) have features image (JPEG), label (ClassLabel), kind
-(ClassLabel ['painting', 'photo']) and source (Text). ``data.photo_ratio`` (TFDS only) keeps the
+(ClassLabel ['painting', 'photo']) and source (Text). ``data.photo_ratio`` (TFDS sets, and the demo folders whose manifest records kinds) keeps the
 kinds at ``photos / (photos + paintings) = photo_ratio`` while keeping as many images as
 possible (a seeded choice of which to drop); it is applied per process.
 
@@ -32,14 +35,17 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ['create_input_iter', 'dataset_size', 'find_tfds_dir', 'list_image_files',
-           'photo_ratio_mask']
+from stylegan_jax.data_paths import IMAGE_EXTENSIONS, find_tfds_dir
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
+__all__ = ['create_input_iter', 'dataset_size', 'list_image_files', 'photo_ratio_mask']
+
+# What tf.io.decode_image reads; the other IMAGE_EXTENSIONS are re-encoded to PNG with Pillow.
+_TF_DECODABLE = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
 _CACHE_BYTES = 1 << 30  # cache decoded images in RAM up to 1 GiB per process
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -81,7 +87,7 @@ def _source(data_cfg: Any) -> str:
 
 
 def _demo_dir(data_cfg: Any, workdir: str | os.PathLike | None) -> pathlib.Path:
-    """Generate (once) and return the demo folder: data.path, or WORKDIR/demo_data."""
+    """Generate (once) and return the demo folder (data.demo_set): data.path, or WORKDIR/demo_data."""
     from stylegan_jax.train.demo_data import ensure_demo_dataset
     path = _get(data_cfg, 'path', '') or ''
     if not path:
@@ -89,7 +95,8 @@ def _demo_dir(data_cfg: Any, workdir: str | os.PathLike | None) -> pathlib.Path:
             raise ValueError('data.source=demo needs data.path or a workdir to generate it in')
         path = pathlib.Path(workdir) / 'demo_data'
     return ensure_demo_dataset(path, num_images=int(_get(data_cfg, 'num_images', 256)),
-                               resolution=int(_get(data_cfg, 'resolution', 32)))
+                               resolution=int(_get(data_cfg, 'resolution', 32)),
+                               demo_set=str(_get(data_cfg, 'demo_set', 'portraits')))
 
 
 def list_image_files(directory: str | os.PathLike) -> list[pathlib.Path]:
@@ -129,31 +136,37 @@ def _folder_labels(directory: pathlib.Path, files: list[pathlib.Path], c_dim: in
     return np.asarray(out, np.int64)
 
 
-def find_tfds_dir(path: str | os.PathLike) -> pathlib.Path:
-    """The TFDS version directory (holding dataset_info.json) for a version dir, name dir or data_dir.
-
-    With several versions the highest is used; several datasets in one data_dir is an error.
-    """
-    path = pathlib.Path(path)
-    if not path.is_dir():
+def _tfds_version_dir(path: str | os.PathLike) -> pathlib.Path:
+    """`data_paths.find_tfds_dir` (the policy metrics share), as a one-line error when there is none."""
+    if not pathlib.Path(path).is_dir():
         raise ValueError(f'{path}: TFDS dataset directory not found')
-    if (path / 'dataset_info.json').is_file():
-        return path
+    vdir = find_tfds_dir(path)
+    if vdir is None:
+        raise ValueError(f'{path}: no dataset_info.json found (not a TFDS dataset from data-prep build)')
+    return vdir
 
-    def version_key(p: pathlib.Path) -> tuple:
-        parts = p.name.split('.')
-        return tuple(int(x) if x.isdigit() else -1 for x in parts)
 
-    for depth in (1, 2):
-        hits = sorted(p.parent for p in path.glob('/'.join(['*'] * depth) + '/dataset_info.json'))
-        if not hits:
-            continue
-        names = sorted({h.parent for h in hits}) if depth == 2 else [path]
-        if len(names) > 1:
-            raise ValueError(f'{path}: holds several TFDS datasets ({", ".join(n.name for n in names)}); '
-                             'point data.path at one of them')
-        return max(hits, key=version_key)
-    raise ValueError(f'{path}: no dataset_info.json found (not a TFDS dataset from data-prep build)')
+def _png_bytes(path: bytes) -> bytes:
+    """An image file tf.io.decode_image cannot read (WebP, TIFF), decoded by Pillow, as PNG bytes."""
+    import io
+
+    from PIL import Image
+    name = path.decode()
+    try:
+        with Image.open(name) as im:
+            buf = io.BytesIO()
+            im.convert('RGB').save(buf, format='PNG')
+    except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+        raise ValueError(f'{name}: cannot read image ({e})') from None
+    return buf.getvalue()
+
+
+def _read_image_file(tf: Any, path: Any) -> Any:
+    """Encoded bytes of an image file that `_decode_resize` reads, for every type in IMAGE_EXTENSIONS."""
+    ext = tf.strings.lower(tf.strings.regex_replace(path, r'^.*(\.[^./]*)$', r'\1'))
+    native = tf.reduce_any(tf.equal(ext, tf.constant(_TF_DECODABLE)))
+    return tf.cond(native, lambda: tf.io.read_file(path),
+                   lambda: tf.reshape(tf.numpy_function(_png_bytes, [path], tf.string, stateful=False), []))
 
 
 def photo_ratio_mask(kinds: np.ndarray, photo_ratio: float | None, seed: int,
@@ -196,12 +209,21 @@ class _Source:
 
 
 def _folder_source(directory: pathlib.Path, c_dim: int, process_index: int, process_count: int,
-                   photo_ratio: Any) -> _Source:
+                   photo_ratio: Any, kinds: dict[str, str] | None = None, seed: int = 0) -> _Source:
+    """``kinds`` ({relative path: 'photo' | 'painting'}, e.g. a demo manifest's) enables photo_ratio."""
     tf = _tf()
-    if photo_ratio is not None:
-        raise ValueError(f'{directory}: data.photo_ratio needs a TFDS dataset with a kind feature, '
-                         'not an image folder')
+    if photo_ratio is not None and kinds is None:
+        raise ValueError(f'{directory}: data.photo_ratio needs images of known kind (photo/painting): a TFDS '
+                         "dataset from data-prep build or data.demo_set='elves', not an image folder")
     files = list_image_files(directory)
+    if photo_ratio is not None:
+        ids = {'painting': 0, 'photo': 1}
+        kind = np.array([ids.get(kinds.get(f.relative_to(directory).as_posix(), ''), -1) for f in files])
+        keep = photo_ratio_mask(kind, photo_ratio, seed)
+        files = [f for f, k in zip(files, keep) if k]
+        if not files:
+            raise ValueError(f'{directory}: photo_ratio={photo_ratio} keeps no images '
+                             f'({int((kind == 1).sum())} photos, {int((kind != 1).sum())} others)')
     labels = _folder_labels(directory, files, c_dim) if c_dim > 0 else np.zeros(len(files), np.int64)
     per_process = len(files) // process_count  # equal sizes so every process has the same epochs
     if per_process == 0:
@@ -209,7 +231,7 @@ def _folder_source(directory: pathlib.Path, c_dim: int, process_index: int, proc
     idx = np.arange(len(files))[process_index::process_count][:per_process]
     paths = [str(files[i]) for i in idx]
     ds = tf.data.Dataset.from_tensor_slices({'path': paths, 'label': labels[idx]})
-    ds = ds.map(lambda ex: {'image': tf.io.read_file(ex['path']), 'label': ex['label']},
+    ds = ds.map(lambda ex: {'image': _read_image_file(tf, ex['path']), 'label': ex['label']},
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return _Source(str(directory), ds, per_process)
 
@@ -218,7 +240,7 @@ def _tfds_source(path: str, c_dim: int, process_index: int, process_count: int, 
                  seed: int, split: str) -> _Source:
     tf = _tf()
     import tensorflow_datasets as tfds
-    vdir = find_tfds_dir(path)
+    vdir = _tfds_version_dir(path)
     try:
         builder = tfds.builder_from_directory(vdir)
     except Exception as e:  # tfds raises assorted types for damaged metadata
@@ -277,7 +299,9 @@ def _open_source(data_cfg: Any, c_dim: int, seed: int, workdir: Any, process_ind
     if source == 'demo':
         if c_dim > 0:
             raise ValueError('the demo dataset has no labels: set model.c_dim=0')
-        return _folder_source(_demo_dir(data_cfg, workdir), 0, process_index, process_count, None)
+        from stylegan_jax.train.demo_data import read_kinds
+        directory = _demo_dir(data_cfg, workdir)
+        return _folder_source(directory, 0, process_index, process_count, photo_ratio, read_kinds(directory), seed)
     path = _get(data_cfg, 'path', '') or ''
     if not path:
         raise ValueError(f'data.source={source} needs data.path')
@@ -315,44 +339,20 @@ def _mix_seed(*values: int) -> int:
     return int(np.random.SeedSequence([int(v) & 0xFFFFFFFF for v in values]).generate_state(1)[0] >> 1)
 
 
-def create_input_iter(data_cfg: Any, global_batch_size: int, seed: int, start_step: int = 0,
-                      c_dim: int = 0, workdir: str | os.PathLike | None = None
-                      ) -> Iterator[dict[str, np.ndarray]]:
-    """Infinite, deterministic, resumable iterator of this process's training batches.
-
-    ``start_step`` is the number of batches already consumed; the stream continues exactly where
-    a run of that many steps left it. Raises ValueError naming the path for a missing, empty or
-    unreadable dataset (at creation, or at the first batch for files that fail to decode).
-    """
-    tf = _tf()
-    process_index, process_count = _process_info()
-    if global_batch_size <= 0 or global_batch_size % process_count:
-        raise ValueError(f'batch size {global_batch_size} must be a positive multiple of the '
-                         f'process count {process_count}')
-    if start_step < 0:
-        raise ValueError(f'start_step must be >= 0, got {start_step}')
-    local_batch = global_batch_size // process_count
-    resolution = int(_get(data_cfg, 'resolution', 0) or 0)
-    if resolution < 4 or resolution & (resolution - 1):
-        raise ValueError(f'data.resolution must be a power of two >= 4, got {resolution}')
-    xflip = bool(_get(data_cfg, 'xflip', False))
-    buffer = max(1, int(_get(data_cfg, 'shuffle_buffer', 10_000) or 1))
-
-    src = _open_source(data_cfg, c_dim, seed, workdir, process_index, process_count)
+def _shard_stream(tf: Any, src: _Source, shard: int, seed: int, start: int, batch: int, resolution: int,
+                  xflip: bool, buffer: int, cache: bool, c_dim: int) -> Any:
+    """Batches of one shard's stream from position `start` (see the module docstring)."""
     n = src.size
-    cache = n * resolution * resolution * 3 <= _CACHE_BYTES
     base = src.dataset
     if cache:  # decode once, keep uint8 images in RAM
         base = base.map(lambda ex: {'image': _decode_resize(tf, ex['image'], resolution),
                                     'label': ex['label']},
                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
-
-    shuffle_seed = _mix_seed(seed, process_index, 1)
-    flip_seed = _mix_seed(seed, process_index, 2)
-    start = start_step * local_batch
+    shuffle_seed = _mix_seed(seed, shard, 1)
+    flip_seed = _mix_seed(seed, shard, 2)
 
     def epoch(e: Any) -> Any:
-        # Seed depends on (seed, epoch) only, so any epoch can be rebuilt without the earlier ones.
+        # Seed depends on (seed, shard, epoch) only, so any epoch can be rebuilt without the earlier ones.
         s = (tf.constant(shuffle_seed, tf.int64) * 1_000_003 + e) % (2 ** 31 - 1)
         return base.shuffle(min(buffer, n), seed=s, reshuffle_each_iteration=False)
 
@@ -371,11 +371,51 @@ def create_input_iter(data_cfg: Any, global_batch_size: int, seed: int, start_st
         return {'image': img, 'label': label}
 
     ds = stream.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(local_batch, drop_remainder=True).prefetch(2)
+    return ds.batch(batch, drop_remainder=True)
+
+
+def create_input_iter(data_cfg: Any, global_batch_size: int, seed: int, start_step: int = 0,
+                      c_dim: int = 0, workdir: str | os.PathLike | None = None, local_shards: int = 1
+                      ) -> Iterator[dict[str, np.ndarray]]:
+    """Infinite, deterministic, resumable iterator of this process's training batches.
+
+    ``start_step`` is the number of batches already consumed; the stream continues exactly where
+    a run of that many steps left it. ``local_shards``: data shards this process reads (training:
+    one per local device, see the module docstring); the batch is their batches, concatenated in
+    shard order. Raises ValueError naming the path for a missing, empty or unreadable dataset (at
+    creation, or at the first batch for files that fail to decode).
+    """
+    tf = _tf()
+    process_index, process_count = _process_info()
+    if local_shards < 1:
+        raise ValueError(f'local_shards must be >= 1, got {local_shards}')
+    num_shards = process_count * local_shards
+    if global_batch_size <= 0 or global_batch_size % num_shards:
+        raise ValueError(f'batch size {global_batch_size} must be a positive multiple of the '
+                         f'{num_shards} data shards (process count {process_count} x {local_shards} per process)')
+    if start_step < 0:
+        raise ValueError(f'start_step must be >= 0, got {start_step}')
+    shard_batch = global_batch_size // num_shards
+    resolution = int(_get(data_cfg, 'resolution', 0) or 0)
+    if resolution < 4 or resolution & (resolution - 1):
+        raise ValueError(f'data.resolution must be a power of two >= 4, got {resolution}')
+    xflip = bool(_get(data_cfg, 'xflip', False))
+    buffer = max(1, int(_get(data_cfg, 'shuffle_buffer', 10_000) or 1))
+
+    shards = [process_index * local_shards + j for j in range(local_shards)]
+    sources = [_open_source(data_cfg, c_dim, seed, workdir, i, num_shards) for i in shards]
+    cache = sum(src.size for src in sources) * resolution * resolution * 3 <= _CACHE_BYTES
+    streams = [_shard_stream(tf, src, i, seed, start_step * shard_batch, shard_batch, resolution, xflip, buffer,
+                             cache, c_dim) for i, src in zip(shards, sources)]
+    if len(streams) == 1:
+        ds = streams[0]
+    else:
+        ds = tf.data.Dataset.zip(tuple(streams)).map(
+            lambda *parts: {k: tf.concat([p[k] for p in parts], 0) for k in parts[0]})
     options = tf.data.Options()
     options.deterministic = True
-    ds = ds.with_options(options)
-    return _iterate(ds, src.name)
+    ds = ds.prefetch(2).with_options(options)
+    return _iterate(ds, sources[0].name)
 
 
 def _iterate(ds: Any, name: str) -> Iterator[dict[str, np.ndarray]]:
@@ -386,7 +426,11 @@ def _iterate(ds: Any, name: str) -> Iterator[dict[str, np.ndarray]]:
         try:
             batch = next(it)
         except tf.errors.OpError as e:
-            msg = (e.message or str(e)).strip().splitlines()[0][:300]
+            text = e.message or str(e)
+            ours = re.findall(r'^ValueError: (.+)$', text, re.M)  # _png_bytes' message names the file
+            if ours:
+                raise ValueError(ours[-1][:300]) from None
+            msg = text.strip().splitlines()[0][:300]
             raise ValueError(f'{name}: unreadable image data ({msg})') from None
         yield batch
 

@@ -10,12 +10,13 @@
   (decay 0.01) of the mean length.
 * Style mixing with probability 0.9: one cutoff in [1, num_ws) per (micro-)batch, as the reference.
 
-Batches are organised in "chunks" ([n_chunks, m, ...]): each chunk is what one reference GPU round
-(`batch_gpu`) sees. Randomness (latents, noise inputs, augmentation, mixing cutoffs) is drawn per
-chunk from keys the caller derives from the *global* chunk index, and D's minibatch-stddev groups
-stay inside a chunk, so splitting a global batch over 1 or 8 devices gives the same numbers.
-Per-chunk work is `vmap`ped; cross-chunk statistics (pl_mean, w_avg) are averaged over all chunks
-and, when `axis_name` is given (inside `pmap`), over all devices.
+Every loss here is one "chunk": what one reference GPU round (`batch_gpu` images) sees. The
+training step (`step.py`) draws each chunk's randomness (latents, noise inputs, augmentation,
+mixing cutoffs) from keys derived from the *global* chunk index and accumulates the chunks'
+gradients one after another, and D's minibatch-stddev groups stay inside a chunk, so splitting a
+global batch over 1 or 8 devices, or into more or fewer chunks per device, gives the same numbers.
+Cross-chunk statistics (pl_mean, w_avg) are averaged over all chunks and, when `axis_name` is given
+(inside `pmap`), over all devices.
 """
 from __future__ import annotations
 
@@ -33,18 +34,15 @@ from stylegan_jax.train import augment as aug
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """Loss hyperparameters; defaults are the reference StyleGAN2Loss defaults (r1_gamma: see `auto_r1_gamma`)."""
-    r1_gamma: float = 10.0
+    """Loss hyperparameters; defaults are the reference StyleGAN2Loss defaults except r1_gamma (its
+    class default is 10, which its train.py always overrides): 0.8192, what --cfg=auto gives at 256x256 on
+    one GPU (`specs.auto_r1_gamma`). Training passes every field from the config (`run_config`)."""
+    r1_gamma: float = 0.8192
     pl_weight: float = 2.0
     pl_decay: float = 0.01
     pl_batch_shrink: int = 2
     style_mixing_prob: float = 0.9
-    augment_spec: aug.AugmentSpec | None = None  # None: no ADA (D sees raw images)
-
-
-def auto_r1_gamma(resolution: int, batch: int) -> float:
-    """The reference's auto-config heuristic: gamma = 0.0002 * res^2 / batch."""
-    return 0.0002 * resolution ** 2 / batch
+    augment_spec: aug.AugmentSpec | None = aug.AugmentSpec.preset('bgc')  # None: no ADA (D sees raw images)
 
 
 def _pmean(x: jax.Array, axis_name: str | None) -> jax.Array:
@@ -97,35 +95,24 @@ def run_D(cfg: networks.NetworkConfig, d_params: dict, img: jax.Array, c: jax.Ar
     return networks.Discriminator(cfg).apply({'params': d_params}, img, _labels(c))[:, 0]
 
 
-# --------------------------------------------------------------------------- losses over chunks
+# --------------------------------------------------------------------------- losses of one chunk
 
-def _vmap_chunks(fn: Any, *args: Any) -> Any:
-    """Apply a per-chunk function over the leading chunk axis (plain call when there is one chunk)."""
-    if jax.tree_util.tree_leaves(args)[0].shape[0] == 1:
-        out = fn(*jax.tree_util.tree_map(lambda x: x[0], args))
-        return jax.tree_util.tree_map(lambda x: x[None], out)
-    return jax.vmap(fn)(*args)
-
-
-def _split(keys: jax.Array, n: int) -> list[jax.Array]:
-    """[n_chunks] keys -> n lists of [n_chunks] keys."""
-    ks = jax.vmap(lambda k: jax.random.split(k, n))(keys)
-    return [ks[:, i] for i in range(n)]
+def sign_stats(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(sum of sign(logit), count) over the finite logits: ADA's E[sign(D(real))] accumulators."""
+    finite = jnp.isfinite(logits)
+    return (jnp.sum(jnp.where(finite, jnp.sign(logits), 0.0)).astype(jnp.float32),
+            jnp.sum(finite).astype(jnp.float32))
 
 
-def g_main_loss(g_params: dict, g_buffers: dict, d_params: dict, z: jax.Array, c: jax.Array, keys: jax.Array,
+def g_main_loss(g_params: dict, g_buffers: dict, d_params: dict, z: jax.Array, c: jax.Array, key: jax.Array,
                 p: jax.Array, cfg: networks.NetworkConfig, lcfg: LossConfig) -> tuple[jax.Array, dict]:
-    """Gmain: mean softplus(-D(G(z))). z [n, m, z_dim], c [n, m, c_dim], keys [n]. aux: w_mean, logits."""
+    """Gmain: mean softplus(-D(G(z))). z [m, z_dim], c [m, c_dim]. aux: w_mean, mean fake logit."""
     g_vars = {'params': g_params, 'buffers': g_buffers}
-    k_g, k_d = _split(keys, 2)
-
-    def chunk(z, c, kg, kd):
-        img, _, w = run_G(cfg, g_vars, z, c, kg, lcfg.style_mixing_prob)
-        return run_D(cfg, d_params, img, c, kd, p, lcfg.augment_spec), w
-
-    logits, w = _vmap_chunks(chunk, z, c, k_g, k_d)
+    k_g, k_d = jax.random.split(key)
+    img, _, w = run_G(cfg, g_vars, z, c, k_g, lcfg.style_mixing_prob)
+    logits = run_D(cfg, d_params, img, c, k_d, p, lcfg.augment_spec)
     loss = jnp.mean(jax.nn.softplus(-logits))
-    return loss, {'w_mean': jnp.mean(w, axis=(0, 1)), 'fake_logits': jnp.mean(logits)}
+    return loss, {'w_mean': jnp.mean(w, axis=0), 'fake_logits': jnp.mean(logits)}
 
 
 def pl_lengths_fn(g_params: dict, g_buffers: dict, z: jax.Array, c: jax.Array, key: jax.Array,
@@ -144,43 +131,40 @@ def pl_lengths_fn(g_params: dict, g_buffers: dict, z: jax.Array, c: jax.Array, k
     return lengths, w
 
 
-def g_pl_loss(g_params: dict, g_buffers: dict, pl_mean: jax.Array, z: jax.Array, c: jax.Array, keys: jax.Array,
-              cfg: networks.NetworkConfig, lcfg: LossConfig, axis_name: str | None = None
-              ) -> tuple[jax.Array, dict]:
+def g_pl_loss(g_params: dict, g_buffers: dict, pl_mean: jax.Array, z: jax.Array, c: jax.Array, key: jax.Array,
+              cfg: networks.NetworkConfig, lcfg: LossConfig, mean_len: jax.Array | None = None,
+              axis_name: str | None = None) -> tuple[jax.Array, dict]:
     """Greg: pl_weight * mean (pl_lengths - pl_mean')^2 with pl_mean' = lerp(pl_mean, mean length, decay).
 
-    aux: new pl_mean (global over chunks and devices), mean pl length, penalty, w_mean.
+    `mean_len` is the mean length over the whole (global) batch; None = this chunk's, averaged over
+    `axis_name` (the batch is one chunk per device). aux: new pl_mean, mean length, penalty, w_mean.
     """
-    lengths, w = _vmap_chunks(lambda z, c, k: pl_lengths_fn(g_params, g_buffers, z, c, k, cfg, lcfg), z, c, keys)
-    mean_len = _pmean(lax.stop_gradient(jnp.mean(lengths)), axis_name)
+    lengths, w = pl_lengths_fn(g_params, g_buffers, z, c, key, cfg, lcfg)
+    if mean_len is None:
+        mean_len = _pmean(lax.stop_gradient(jnp.mean(lengths)), axis_name)
     new_mean = pl_mean + (mean_len - pl_mean) * lcfg.pl_decay
     penalty = jnp.square(lengths - new_mean)
     loss = jnp.mean(penalty) * lcfg.pl_weight
     return loss, {'pl_mean': new_mean, 'pl_length': mean_len, 'pl_penalty': jnp.mean(penalty),
-                  'w_mean': jnp.mean(w, axis=(0, 1))}
+                  'w_mean': jnp.mean(w, axis=0)}
 
 
 def d_main_loss(d_params: dict, g_vars: dict, real: jax.Array, c_real: jax.Array, z: jax.Array, c_gen: jax.Array,
-                keys: jax.Array, p: jax.Array, cfg: networks.NetworkConfig, lcfg: LossConfig,
+                key: jax.Array, p: jax.Array, cfg: networks.NetworkConfig, lcfg: LossConfig,
                 r1: bool = False) -> tuple[jax.Array, dict]:
     """Dmain (+ R1 when `r1`, i.e. the reference's 'Dboth'): mean softplus(D(G(z))) + mean softplus(-D(x)).
 
-    real [n, m, R, R, C] float in [-1, 1]. aux: real/fake logits means, sign sum and count of D(x) (for ADA),
+    real [m, R, R, C] float in [-1, 1]. aux: real/fake logit means, sign sum and count of D(x) (ADA),
     w_mean of the generated batch, r1 penalty when `r1`.
     """
-    k_g, k_df, k_dr = _split(keys, 3)
-
-    def chunk(real, cr, z, cg, kg, kdf, kdr):
-        img, _, w = run_G(cfg, g_vars, z, cg, kg, lcfg.style_mixing_prob)
-        fake_logits = run_D(cfg, d_params, lax.stop_gradient(img), cg, kdf, p, lcfg.augment_spec)
-        real_logits = run_D(cfg, d_params, real, cr, kdr, p, lcfg.augment_spec)
-        return fake_logits, real_logits, w
-
-    fake_logits, real_logits, w = _vmap_chunks(chunk, real, c_real, z, c_gen, k_g, k_df, k_dr)
+    k_g, k_df, k_dr = jax.random.split(key, 3)
+    img, _, w = run_G(cfg, g_vars, z, c_gen, k_g, lcfg.style_mixing_prob)
+    fake_logits = run_D(cfg, d_params, lax.stop_gradient(img), c_gen, k_df, p, lcfg.augment_spec)
+    real_logits = run_D(cfg, d_params, real, c_real, k_dr, p, lcfg.augment_spec)
     loss = jnp.mean(jax.nn.softplus(fake_logits)) + jnp.mean(jax.nn.softplus(-real_logits))
+    sign_sum, count = sign_stats(real_logits)
     aux = {'fake_logits': jnp.mean(fake_logits), 'real_logits': jnp.mean(real_logits),
-           'real_sign_sum': jnp.sum(jnp.sign(real_logits)), 'real_count': jnp.asarray(real_logits.size, jnp.float32),
-           'w_mean': jnp.mean(w, axis=(0, 1))}
+           'real_sign_sum': sign_sum, 'real_count': count, 'w_mean': jnp.mean(w, axis=0)}
     if r1:
         r1_loss, r1_aux = d_r1_loss(d_params, real, c_real, k_dr, p, cfg, lcfg)
         loss = loss + r1_loss
@@ -199,10 +183,11 @@ def r1_penalty_fn(d_params: dict, real: jax.Array, c: jax.Array, key: jax.Array,
     return jnp.sum(jnp.square(grads.astype(jnp.float32)), axis=(1, 2, 3)), logits
 
 
-def d_r1_loss(d_params: dict, real: jax.Array, c: jax.Array, keys: jax.Array, p: jax.Array,
+def d_r1_loss(d_params: dict, real: jax.Array, c: jax.Array, key: jax.Array, p: jax.Array,
               cfg: networks.NetworkConfig, lcfg: LossConfig) -> tuple[jax.Array, dict]:
     """Dreg: mean (r1_gamma / 2) * |dD(x)/dx|^2. aux: r1_penalty (mean |grad|^2), sign stats of D(x)."""
-    penalty, logits = _vmap_chunks(lambda x, c, k: r1_penalty_fn(d_params, x, c, k, p, cfg, lcfg), real, c, keys)
+    penalty, logits = r1_penalty_fn(d_params, real, c, key, p, cfg, lcfg)
     loss = jnp.mean(penalty) * (lcfg.r1_gamma / 2)
+    sign_sum, count = sign_stats(logits)
     return loss, {'r1_penalty': jnp.mean(penalty), 'real_logits': jnp.mean(logits),
-                  'real_sign_sum': jnp.sum(jnp.sign(logits)), 'real_count': jnp.asarray(logits.size, jnp.float32)}
+                  'real_sign_sum': sign_sum, 'real_count': count}

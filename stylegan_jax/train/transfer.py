@@ -30,7 +30,8 @@ import numpy as np
 
 from stylegan_jax.networks import NetworkConfig, flatten_names, unflatten_names
 
-__all__ = ['TransferRow', 'transfer_variables', 'load_transfer_source', 'format_table', 'ACTIONS']
+__all__ = ['TransferRow', 'transfer_variables', 'load_transfer_source', 'format_table', 'ACTIONS', 'initial_state',
+           'load_source', 'resume_notes']
 
 ACTIONS = ('copied', 'reshaped', 'new', 'dropped')
 NETWORKS = ('G', 'D', 'G_ema')
@@ -103,18 +104,18 @@ def transfer_variables(src: dict[str, dict], src_cfg: NetworkConfig, dst: dict[s
     return out, rows
 
 
-def load_transfer_source(path: str | os.PathLike) -> tuple[NetworkConfig, dict[str, dict]]:
-    """(config, {'G', 'G_ema'[, 'D']}) from a converted checkpoint or a training workdir.
+def load_transfer_source(path: str | os.PathLike, step: int | None = None,
+                         kimg: float | None = None) -> tuple[NetworkConfig, dict[str, dict]]:
+    """(config, {'G', 'G_ema'[, 'D']}) from any checkpoint ``checkpoint.load_networks`` reads.
 
-    ``G`` falls back to ``G_ema`` when the checkpoint has no raw generator; ``D`` is left out when
-    absent. Raises ``checkpoint.CheckpointError`` (a ValueError) naming the path on bad input.
+    ``path``: a StyleGAN2-ADA ``.pkl``, rosinality ``.pt`` or TF ``.pkl`` (converted in memory, cached
+    by file hash), a converted checkpoint, or a training workdir (``step`` / ``kimg`` pick a snapshot,
+    default the latest). ``G`` falls back to ``G_ema`` when the checkpoint has no raw generator;
+    ``D`` is left out when absent. Raises ``checkpoint.CheckpointError`` (a ValueError) naming the
+    path on bad input.
     """
-    from stylegan_jax.checkpoint import CheckpointError, find_networks, load_network
-    directory, cfg, _ = find_networks(path)
-    nets: dict[str, dict] = {}
-    for which in ('G_ema', 'G', 'D'):
-        if (directory / which).is_dir():
-            nets[which] = load_network(path, which)[1]
+    from stylegan_jax.checkpoint import CheckpointError, load_networks
+    cfg, nets, _ = load_networks(path, step=step, kimg=kimg)
     if 'G_ema' not in nets:
         raise CheckpointError(f'{path}: checkpoint has no G_ema network')
     nets.setdefault('G', nets['G_ema'])
@@ -125,8 +126,9 @@ def _fmt_shape(shape: tuple[int, ...] | None) -> str:
     return '-' if shape is None else str(tuple(shape))
 
 
-def format_table(rows: list[TransferRow]) -> str:
-    """A printable summary: counts per network and action, then every row that is not a copy.
+def format_table(rows: list[TransferRow], notes: list[str] | tuple[str, ...] = ()) -> str:
+    """A printable summary: counts per network and action, then every row that is not a copy, then
+    ``notes`` (one ``transfer: ...`` line each, e.g. the resume settings).
 
     Rows identical except for the network (G and G_ema share their architecture) are shown once
     with the networks joined, e.g. ``G,G_ema``.
@@ -149,4 +151,47 @@ def format_table(rows: list[TransferRow]) -> str:
         widths = [max(len(row[i]) for row in table) for i in range(5)]
         for row in table:
             lines.append('  '.join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    lines += [f'transfer: {n}' for n in notes]
     return '\n'.join(lines)
+
+
+# --------------------------------------------------------------------------- starting a run from a source
+
+def resume_notes(ada_kimg: float, ema_rampup: float | None, automatic: tuple[str, ...] | list[str]) -> list[str]:
+    """What the run uses for train.py's `--resume` settings, and whether they were automatic (-1 in the
+    config: the reference's resume values) or set."""
+    ada = (f'ada.kimg {ada_kimg:g} (the reference\'s resume setting: ADA reacts faster at the start)'
+           if 'ada.kimg' in automatic else f'ada.kimg {ada_kimg:g} (set in the config)')
+    ramp = 'off' if not ema_rampup else f'{ema_rampup:g}'
+    ema = (f'EMA ramp-up {ramp} (the reference\'s resume setting)' if 'train.ema_rampup' in automatic
+           else f'EMA ramp-up {ramp} (set in the config)')
+    return [f'{ada}; {ema}']
+
+
+def load_source(config: Any) -> tuple[NetworkConfig, dict[str, dict]]:
+    """`load_transfer_source` of transfer.path, with transfer.step / transfer.kimg only when set (not -1)."""
+    t = config.transfer
+    kwargs: dict[str, Any] = {}
+    if int(t.get('step', -1)) != -1:
+        kwargs['step'] = int(t.step)
+    if float(t.get('kimg', -1)) != -1:
+        kwargs['kimg'] = float(t.kimg)
+    return load_transfer_source(str(t.path), **kwargs)
+
+
+def initial_state(config: Any, cfg: NetworkConfig, tc: Any, key: Any, notes: list[str] | tuple[str, ...] = ()
+                  ) -> tuple[Any, str]:
+    """(fresh TrainState whose G, G_ema and D start from transfer.path, the printable transfer table).
+
+    Every destination tensor starts from its fresh initialisation (as `init_state` would draw it) and
+    takes what `transfer_variables` copies; optimiser states, ADA and path-length statistics start fresh.
+    """
+    import jax
+
+    from stylegan_jax.train import step as step_lib
+    src_cfg, src = load_source(config)
+    g_init, d_init = step_lib.init_networks(cfg, jax.random.fold_in(key, 1))
+    out, rows = transfer_variables(src, src_cfg, {'G': g_init, 'G_ema': g_init, 'D': d_init}, cfg)
+    state = step_lib.init_state(cfg, tc, key, g_vars=out['G'], d_vars=out['D'], ema_vars=out['G_ema'],
+                                ada_p=float(config.ada.p))
+    return state, format_table(rows, notes)
