@@ -250,9 +250,12 @@ def style_mix_grid(sampler: Sampler, row_seeds: Sequence[int], col_seeds: Sequen
 
 
 def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write one uint8 [H, W, C] image (C = 1 or 3) as PNG."""
+    """Write one uint8 [H, W, C] image (C = 1 or 3) as PNG, atomically (a temporary name, then renamed),
+    so a picture someone is looking at (or a crash mid-write) never leaves a truncated file."""
     from PIL import Image
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+    tmp = f'{os.fspath(path)}.tmp'
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(tmp, format='PNG')
+    os.replace(tmp, path)
 
 
 def __getattr__(name: str) -> Any:

@@ -307,6 +307,7 @@ def plot_study(record: dict[str, Any], grids: Sequence[np.ndarray], path: str | 
     import matplotlib.pyplot as plt
 
     from stylegan_jax.sample import image_grid
+    from stylegan_jax.train.plots import save_figure
     runs = record['runs']
     keys = list(record['sweep'])
     numeric = len(keys) == 1 and all(isinstance(r['values'][keys[0]], (int, float)) and
@@ -340,11 +341,7 @@ def plot_study(record: dict[str, Any], grids: Sequence[np.ndarray], path: str | 
         ax.set_title(labels[j] if len(keys) > 1 else f'{keys[0].split(".")[-1]} = {labels[j]}', fontsize=8)
         ax.axis('off')
     fig.tight_layout()
-    path = pathlib.Path(path)
-    tmp = path.with_suffix('.tmp.png')
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=90)
 
 
 # ---------------------------------------------------------------------------------- command line

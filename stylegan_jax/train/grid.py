@@ -10,14 +10,13 @@ XLA's compilation again.
 """
 from __future__ import annotations
 
-import os
 import pathlib
 
 import jax
 import numpy as np
 
 from stylegan_jax import networks
-from stylegan_jax.sample import image_grid, to_uint8, z_from_seeds
+from stylegan_jax.sample import image_grid, save_png, to_uint8, z_from_seeds
 
 __all__ = ['GridSampler']
 
@@ -58,13 +57,9 @@ class GridSampler:
 
     @staticmethod
     def write(images: np.ndarray, path: pathlib.Path) -> pathlib.Path:
-        """Tile `images` into one PNG at `path` (atomically: written to a temporary name, then renamed)."""
-        from PIL import Image
-        grid = image_grid(images)
+        """Tile `images` into one PNG at `path` (atomically, `sample.save_png`)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix('.tmp.png')
-        Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(tmp)
-        os.replace(tmp, path)
+        save_png(path, image_grid(images))
         return path
 
     def save(self, variables: dict, path: pathlib.Path) -> np.ndarray:

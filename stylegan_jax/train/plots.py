@@ -5,11 +5,21 @@ import os
 import pathlib
 from typing import Any
 
-__all__ = ['CURVES', 'plot_loss_curves']
+__all__ = ['CURVES', 'plot_loss_curves', 'save_figure']
 
 # Panels: adversarial losses; D scores; regularisers; ADA p with r_t = E[sign(D(real))] (Loss/signs/real).
 CURVES = (('Loss/G/loss', 'Loss/D/loss'), ('Loss/scores/real', 'Loss/scores/fake'),
           ('Loss/r1_penalty', 'Loss/pl_penalty'), ('Progress/augment', 'Loss/signs/real'))
+
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int) -> None:
+    """Save a matplotlib figure as PNG atomically (a temporary name, then renamed) and close it."""
+    import matplotlib.pyplot as plt
+    path = pathlib.Path(path)
+    tmp = path.with_suffix('.tmp.png')
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 def plot_loss_curves(history: list[dict[str, Any]], path: pathlib.Path, ada_target: float | None = None) -> None:
@@ -33,7 +43,4 @@ def plot_loss_curves(history: list[dict[str, Any]], path: pathlib.Path, ada_targ
             ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_suffix('.tmp.png')
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=80)

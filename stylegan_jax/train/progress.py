@@ -200,11 +200,9 @@ class Progress:
         return np.asarray(canvas)
 
     def save_picture(self, path: str | os.PathLike) -> pathlib.Path:
-        """Write the picture atomically."""
-        from PIL import Image
+        """Write the picture atomically (`sample.save_png`)."""
+        from stylegan_jax.sample import save_png
         path = pathlib.Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix('.tmp.png')
-        Image.fromarray(self.picture()).save(tmp)
-        os.replace(tmp, path)
+        save_png(path, self.picture())
         return path
