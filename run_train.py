@@ -9,7 +9,7 @@ setting); Ctrl-C exits 130.
 import os
 import sys
 
-# Quiet TensorFlow (used only by the input pipeline) before anything imports it.
+# Quiet TensorFlow (used only to read TFDS datasets) before anything imports it.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import app, flags  # noqa: E402
@@ -47,12 +47,12 @@ def _train(argv: list[str]) -> int:
                              f'required; pass --config.{section}.{key}=PATH')
     from stylegan_jax import compile_cache
     from stylegan_jax.train import loop
+    compile_cache.enable()  # XLA:CPU flags (before JAX's first computation); a rerun skips compilation
     if FLAGS.distributed:
         import jax
         jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     elif FLAGS.coordinator_address or FLAGS.num_processes is not None or FLAGS.process_id is not None:
         raise UsageError('--coordinator_address/--num_processes/--process_id need --distributed')
-    compile_cache.enable()  # a rerun (resume) skips XLA compilation
     try:
         loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except ValueError as e:  # the input pipeline's one-line data errors

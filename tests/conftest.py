@@ -8,6 +8,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import pytest  # noqa: E402
 
+from stylegan_jax.compile_cache import configure_xla_cpu  # noqa: E402
+
+configure_xla_cpu()  # the XLA:CPU flags every stylegan command runs with (tests and subprocesses alike)
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = pathlib.Path(os.environ.get('STYLEGAN_JAX_FIXTURES', REPO.parent / 'shared' / 'fixtures'))
 

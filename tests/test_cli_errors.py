@@ -97,3 +97,27 @@ def test_compile_cache_dir_and_switch(tmp_path, monkeypatch):
     assert first
     subprocess.run([sys.executable, '-c', code], env=env, check=True, capture_output=True, timeout=120)
     assert sorted(os.listdir(tmp_path / 'jax_cache')) == first
+
+
+def test_xla_cpu_flags_added_once_and_user_flags_win(monkeypatch):
+    env = {}
+    assert compile_cache.configure_xla_cpu(env) == list(compile_cache.XLA_CPU_FLAGS)
+    assert compile_cache.configure_xla_cpu(env) == [] and env['XLA_FLAGS'] == ' '.join(compile_cache.XLA_CPU_FLAGS)
+    env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=2 --xla_cpu_use_fusion_emitters=true'}
+    assert compile_cache.configure_xla_cpu(env) == []  # the user's own setting is kept
+    assert env['XLA_FLAGS'].endswith('=true')
+    env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
+    compile_cache.configure_xla_cpu(env)
+    assert env['XLA_FLAGS'].split() == ['--xla_force_host_platform_device_count=2', *compile_cache.XLA_CPU_FLAGS]
+    monkeypatch.setattr(compile_cache, 'XLA_CPU_FLAGS_SINCE', (999, 0))  # a jaxlib older than the flags
+    assert compile_cache.configure_xla_cpu({}) == []
+
+
+def test_xla_accepts_the_cpu_flags():
+    """XLA aborts on an unknown flag: a process started the way our commands start must still compute."""
+    env = {**os.environ, 'XLA_FLAGS': ''}
+    code = ('from stylegan_jax import compile_cache; compile_cache.configure_xla_cpu(); import os, jax, jax.numpy as jnp; '
+            'print(os.environ["XLA_FLAGS"]); print(float(jax.jit(lambda x: (x * x).sum())(jnp.ones(4))))')
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split('\n')[:2] == [' '.join(compile_cache.XLA_CPU_FLAGS), '4.0']

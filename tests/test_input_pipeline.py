@@ -280,7 +280,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
     bad.mkdir()
     (bad / 'x.png').write_bytes(b'not a png at all')
     it = ip.create_input_iter(_cfg(path=str(bad)), 1, seed=0)
-    with pytest.raises(ValueError, match='bad: unreadable image data'):
+    with pytest.raises(ValueError, match=r'bad/x\.png: cannot read image'):
         next(it)
     with pytest.raises(ValueError, match='no dataset_info.json'):
         ip.create_input_iter(_cfg(source='tfds', path=str(bad)), 4, seed=0)
@@ -288,6 +288,68 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
         ip.create_input_iter(_cfg(path=str(bad), resolution=12), 4, seed=0)
     with pytest.raises(ValueError, match='source'):
         ip.create_input_iter(_cfg(source='zip'), 4, seed=0)
+
+
+def test_epoch_order_is_a_shuffle_buffer():
+    n = 50
+    for buffer in (1, 5, 49, 50, 80):
+        orders = [ip._epoch_order(n, min(buffer, n), seed) for seed in range(4)]
+        for o in orders:
+            assert sorted(o.tolist()) == list(range(n))  # every example once per epoch
+            # a buffer of b can only emit example k after examples 0 .. k - b entered it
+            assert np.all(o[np.arange(n)] <= np.arange(n) + buffer - 1)
+        if buffer == 1:
+            assert all(o.tolist() == list(range(n)) for o in orders)
+        else:
+            assert len({tuple(o) for o in orders}) == 4  # the seed matters
+    np.testing.assert_array_equal(ip._epoch_order(n, 7, 3), ip._epoch_order(n, 7, 3))
+
+
+def test_flip_hash_is_a_fair_stateless_coin():
+    pos = np.arange(100_000)
+    a = ip._flips(11, pos)
+    assert abs(a.mean() - 0.5) < 4 * np.sqrt(0.25 / len(pos))
+    assert abs((a[1:] == a[:-1]).mean() - 0.5) < 4 * np.sqrt(0.25 / len(pos))  # neighbours independent
+    np.testing.assert_array_equal(ip._flips(11, pos[500:600]), a[500:600])  # depends on the position only
+    assert (ip._flips(12, pos) != a).mean() > 0.45
+
+
+def test_folder_input_imports_no_tensorflow(folder):
+    """Folders and the demo are read with Pillow and numpy: TensorFlow stays out of the training process."""
+    import subprocess
+    import sys
+    d, _ = folder
+    code = ('import sys; from stylegan_jax.train import input_pipeline as ip; '
+            f'it = ip.create_input_iter({{"source": "folder", "path": {str(d)!r}, "resolution": 8, '
+            '"xflip": True}, 4, seed=0); b = next(it); '
+            'print(b["image"].shape, "tensorflow" in sys.modules)')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == 'False' and '(4, 8, 8, 3)' in out.stdout
+
+
+def test_unreadable_file_among_good_ones_is_named_at_its_batch(folder, tmp_path):
+    import shutil
+    d, _ = folder
+    shutil.copytree(d, tmp_path / 'f')
+    (tmp_path / 'f' / 'a' / 'zz_broken.png').write_bytes(b'\x89PNG truncated')
+    it = ip.create_input_iter(_cfg(path=str(tmp_path / 'f'), shuffle_buffer=1), 3, seed=0)
+    with pytest.raises(ValueError, match=r'zz_broken\.png: cannot read image') as e:
+        for _ in range(8):  # 21 files in stored order: a/001..a/019, a/zz_broken (the 11th), b/...
+            next(it)
+    assert '\n' not in str(e.value)
+
+
+def test_closing_the_iterator_stops_its_threads(folder):
+    import threading
+    d, _ = folder
+    before = {t.ident for t in threading.enumerate()}
+    it = ip.create_input_iter(_cfg(path=str(d)), 4, seed=0)
+    next(it)
+    assert any(t.name == 'input_pipeline' for t in threading.enumerate())
+    it.close()
+    for t in [t for t in threading.enumerate() if t.ident not in before]:
+        t.join(timeout=5)
+        assert not t.is_alive(), t.name
 
 
 # ---------------------------------------------------------------------------------- demo

@@ -4,9 +4,10 @@
 ``{'image': uint8 [B, R, R, 3] NHWC, 'label': float32 [B, c_dim] one-hot}``.
 
 Determinism and resume. The per-process example stream is a concatenation of epochs. Epoch ``e``
-is the process's examples shuffled by ``tf.data`` with a buffer of ``min(shuffle_buffer, n)`` and a
-seed derived from ``(seed, e)`` only (with a buffer >= n that is a uniform random permutation),
-and the x-flip of the example at stream position ``i`` is a stateless draw from ``(seed, i)``.
+of a shard is its examples in the order a shuffle buffer of ``min(shuffle_buffer, n)`` examples
+gives, seeded from ``(seed, shard, e)`` only (a buffer >= n gives a uniform random permutation,
+a buffer of 1 the stored order; numpy shuffles folders, tf.data shuffles TFDS records), and the
+x-flip of the example at stream position ``i`` is a stateless hash of ``(seed, shard, i)``.
 So the stream is a pure function of ``(seed, dataset, shard)``, and ``start_step = k`` starts
 it at position ``k * shard_batch``: epoch ``pos // n`` at offset ``pos % n``, without replaying
 the earlier epochs. A resumed run therefore sees exactly the batches an uninterrupted run would.
@@ -18,13 +19,16 @@ concatenates their batches. Training passes ``local_shards`` = its local device 
 shard per device and 2 processes x 2 devices read exactly what 1 process x 4 devices reads. Each
 process yields ``global_batch_size // process_count`` images per batch.
 
-Images are centre-cropped to a square and resized to ``data.resolution`` when needed (area
-filter when shrinking, Lanczos-3 when enlarging). Decoded images are cached in memory when the
-whole local dataset fits in ``_CACHE_BYTES``; otherwise files are re-read every epoch.
+Images are decoded by Pillow for every source (tf.data only reads and shuffles the TFDS records;
+folders and the demo do not import TensorFlow, which saves ~0.5 GiB of host memory), centre-cropped
+to a square and resized to ``data.resolution`` when needed (area filter when shrinking, Lanczos-3
+when enlarging), in a thread pool, ``_PREFETCH`` batches ahead of training. Decoded images are
+cached in memory when the whole local dataset fits in ``_CACHE_BYTES``; otherwise they are decoded
+again every epoch.
 
 TFDS datasets (from ``data-prep build``) have features image (JPEG), label (ClassLabel), kind
-(ClassLabel ['painting', 'photo']) and source (Text). ``data.photo_ratio`` (TFDS sets, and the demo folders whose manifest records kinds) keeps the
-kinds at ``photos / (photos + paintings) = photo_ratio`` while keeping as many images as
+(ClassLabel ['painting', 'photo']) and source (Text). ``data.photo_ratio`` (TFDS sets, and the demo
+folders whose manifest records kinds) keeps the kinds at ``photos / (photos + paintings) = photo_ratio`` while keeping as many images as
 possible (a seeded choice of which to drop); it is applied per process.
 
 Folders may carry StyleGAN2-ADA's ``dataset.json`` (``{"labels": [["rel/path.png", 3], ...]}``)
@@ -32,10 +36,10 @@ for conditional training (``c_dim > 0``).
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import pathlib
-import re
 from typing import Any, Iterator
 
 import numpy as np
@@ -44,10 +48,9 @@ from stylegan_jax.data_paths import IMAGE_EXTENSIONS, find_tfds_dir
 
 __all__ = ['create_input_iter', 'dataset_size', 'list_image_files', 'photo_ratio_mask']
 
-# What tf.io.decode_image reads; the other IMAGE_EXTENSIONS are re-encoded to PNG with Pillow.
-_TF_DECODABLE = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
 _CACHE_BYTES = 1 << 30  # cache decoded images in RAM up to 1 GiB per process
 _INT64_MAX = np.iinfo(np.int64).max
+_PREFETCH = 2  # batches decoded ahead of the training step
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -146,29 +149,6 @@ def _tfds_version_dir(path: str | os.PathLike) -> pathlib.Path:
     return vdir
 
 
-def _png_bytes(path: bytes) -> bytes:
-    """An image file tf.io.decode_image cannot read (WebP, TIFF), decoded by Pillow, as PNG bytes."""
-    import io
-
-    from PIL import Image
-    name = path.decode()
-    try:
-        with Image.open(name) as im:
-            buf = io.BytesIO()
-            im.convert('RGB').save(buf, format='PNG')
-    except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
-        raise ValueError(f'{name}: cannot read image ({e})') from None
-    return buf.getvalue()
-
-
-def _read_image_file(tf: Any, path: Any) -> Any:
-    """Encoded bytes of an image file that `_decode_resize` reads, for every type in IMAGE_EXTENSIONS."""
-    ext = tf.strings.lower(tf.strings.regex_replace(path, r'^.*(\.[^./]*)$', r'\1'))
-    native = tf.reduce_any(tf.equal(ext, tf.constant(_TF_DECODABLE)))
-    return tf.cond(native, lambda: tf.io.read_file(path),
-                   lambda: tf.reshape(tf.numpy_function(_png_bytes, [path], tf.string, stateful=False), []))
-
-
 def photo_ratio_mask(kinds: np.ndarray, photo_ratio: float | None, seed: int,
                      photo: int = 1, painting: int = 0) -> np.ndarray:
     """Boolean keep-mask reaching ``photos / (photos + paintings) == photo_ratio`` (floored).
@@ -202,16 +182,21 @@ def photo_ratio_mask(kinds: np.ndarray, photo_ratio: float | None, seed: int,
 # ------------------------------------------------------------------------------ sources
 
 class _Source:
-    """A per-process source: a tf.data dataset of {'image': encoded bytes, 'label': int64}."""
+    """One shard of the data, per process.
 
-    def __init__(self, name: str, dataset: Any, size: int) -> None:
-        self.name, self.dataset, self.size = name, dataset, size
+    Folders (and the demo) are random access: ``files`` and ``labels`` are the shard's examples.
+    TFDS datasets are sequential: ``records`` is a tf.data dataset of ``{'image': encoded bytes,
+    'label': int64}`` in storage order.
+    """
+
+    def __init__(self, name: str, size: int, files: list[str] | None = None, labels: np.ndarray | None = None,
+                 records: Any = None) -> None:
+        self.name, self.size, self.files, self.labels, self.records = name, size, files, labels, records
 
 
 def _folder_source(directory: pathlib.Path, c_dim: int, process_index: int, process_count: int,
                    photo_ratio: Any, kinds: dict[str, str] | None = None, seed: int = 0) -> _Source:
     """``kinds`` ({relative path: 'photo' | 'painting'}, e.g. a demo manifest's) enables photo_ratio."""
-    tf = _tf()
     if photo_ratio is not None and kinds is None:
         raise ValueError(f'{directory}: data.photo_ratio needs images of known kind (photo/painting): a TFDS '
                          "dataset from data-prep build or data.demo_set='elves', not an image folder")
@@ -229,11 +214,7 @@ def _folder_source(directory: pathlib.Path, c_dim: int, process_index: int, proc
     if per_process == 0:
         raise ValueError(f'{directory}: {len(files)} images cannot be split over {process_count} processes')
     idx = np.arange(len(files))[process_index::process_count][:per_process]
-    paths = [str(files[i]) for i in idx]
-    ds = tf.data.Dataset.from_tensor_slices({'path': paths, 'label': labels[idx]})
-    ds = ds.map(lambda ex: {'image': _read_image_file(tf, ex['path']), 'label': ex['label']},
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return _Source(str(directory), ds, per_process)
+    return _Source(str(directory), per_process, files=[str(files[i]) for i in idx], labels=labels[idx])
 
 
 def _tfds_source(path: str, c_dim: int, process_index: int, process_count: int, photo_ratio: Any,
@@ -289,7 +270,7 @@ def _tfds_source(path: str, c_dim: int, process_index: int, process_count: int, 
         ds = ds.map(lambda _, kept: kept)
     if size == 0:
         raise ValueError(f'{vdir}: no images in split {split!r} for process {process_index} of {process_count}')
-    return _Source(str(vdir), ds.map(pick), size)
+    return _Source(str(vdir), size, records=ds.map(pick))
 
 
 def _open_source(data_cfg: Any, c_dim: int, seed: int, workdir: Any, process_index: int,
@@ -311,27 +292,31 @@ def _open_source(data_cfg: Any, c_dim: int, seed: int, workdir: Any, process_ind
                         _get(data_cfg, 'split', 'train'))
 
 
-# ------------------------------------------------------------------------------ pipeline
+# ------------------------------------------------------------------------------ examples
 
-def _decode_resize(tf: Any, encoded: Any, resolution: int) -> Any:
-    """Encoded PNG/JPEG/BMP/GIF -> uint8 [R, R, 3]: centre square crop, area/Lanczos resize."""
-    img = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
-    img.set_shape([None, None, 3])
-    h, w = tf.shape(img)[0], tf.shape(img)[1]
-    side = tf.minimum(h, w)
-    img = img[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
-
-    def resize() -> Any:
-        x = tf.cast(img, tf.float32)
-        x = tf.cond(side > resolution,
-                    lambda: tf.image.resize(x, [resolution, resolution], method='area'),
-                    lambda: tf.image.resize(x, [resolution, resolution], method='lanczos3',
-                                            antialias=True))
-        return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
-
-    img = tf.cond(side == resolution, lambda: img, resize)
-    img.set_shape([resolution, resolution, 3])
-    return img
+def _decode_resize(data: bytes | str, name: str, resolution: int) -> np.ndarray:
+    """An image file (path) or its encoded bytes -> uint8 [R, R, 3]: centre square crop, then area
+    (shrinking) or Lanczos-3 (enlarging) resize. Raises ValueError naming ``name`` when unreadable."""
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
+            if im.mode.startswith('I'):  # 16/32-bit greyscale: keep the top 8 bits, as decoders do
+                arr = np.asarray(im, np.float64)
+                im = Image.fromarray(np.clip(arr / (257.0 if arr.max() > 255 else 1.0), 0, 255).astype(np.uint8))
+            im = im.convert('RGB')  # drops alpha; the first frame of an animation
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+        raise ValueError(f'{name}: cannot read image ({e})') from None
+    w, h = im.size
+    side = min(w, h)
+    if w != h:
+        left, top = (w - side) // 2, (h - side) // 2
+        im = im.crop((left, top, left + side, top + side))
+    if side == resolution:
+        return np.asarray(im, np.uint8)
+    # Per channel in float32 ('F' images): Pillow's uint8 resize rounds between its two passes.
+    method = Image.Resampling.BOX if side > resolution else Image.Resampling.LANCZOS
+    chans = [np.asarray(c.convert('F').resize((resolution, resolution), method)) for c in im.split()]
+    return np.clip(np.rint(np.stack(chans, -1)), 0, 255).astype(np.uint8)
 
 
 def _mix_seed(*values: int) -> int:
@@ -339,39 +324,122 @@ def _mix_seed(*values: int) -> int:
     return int(np.random.SeedSequence([int(v) & 0xFFFFFFFF for v in values]).generate_state(1)[0] >> 1)
 
 
-def _shard_stream(tf: Any, src: _Source, shard: int, seed: int, start: int, batch: int, resolution: int,
-                  xflip: bool, buffer: int, cache: bool, c_dim: int) -> Any:
-    """Batches of one shard's stream from position `start` (see the module docstring)."""
+def _flips(flip_seed: int, positions: np.ndarray) -> np.ndarray:
+    """The x-flip coin of each stream position: a stateless hash (splitmix64) of (flip_seed, position)."""
+    x = positions.astype(np.uint64) ^ np.uint64((flip_seed * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)  # uint64 arrays wrap, as the hash needs
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(63)).astype(bool)
+
+
+def _epoch_order(n: int, buffer: int, seed: int) -> np.ndarray:
+    """One epoch of a random-access shard: the order a shuffle buffer of ``buffer`` examples gives
+    (fill the buffer, emit a random slot, refill it with the next example); ``buffer >= n`` is a
+    uniform random permutation, ``buffer == 1`` the stored order."""
+    rng = np.random.default_rng(seed)
+    if buffer >= n:
+        return rng.permutation(n)
+    u = rng.random(n)
+    slots = list(range(buffer))
+    out = np.empty(n, np.int64)
+    nxt = buffer
+    for k in range(n):
+        j = int(u[k] * len(slots))
+        out[k] = slots[j]
+        if nxt < n:
+            slots[j] = nxt
+            nxt += 1
+        else:
+            slots[j] = slots[-1]
+            slots.pop()
+    return out
+
+
+class _Images:
+    """Decoded uint8 images of one shard by example id, kept in RAM when ``cache`` (decode once)."""
+
+    def __init__(self, size: int, resolution: int, cache: bool) -> None:
+        self.resolution = resolution
+        # np.zeros maps untouched pages lazily: memory grows as images are decoded.
+        self.store = np.zeros((size, resolution, resolution, 3), np.uint8) if cache else None
+        self.have = np.zeros(size, bool) if cache else None
+
+    def get(self, i: int, data: bytes | str, name: str) -> np.ndarray:
+        if self.store is not None and self.have[i]:
+            return self.store[i]
+        img = _decode_resize(data, name, self.resolution)
+        if self.store is not None:
+            self.store[i], self.have[i] = img, True
+        return img
+
+
+def _folder_positions(src: _Source, shard: int, seed: int, start: int, batch: int, buffer: int
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray, list, np.ndarray]]:
+    """(positions, example ids, file paths, labels) of each batch of a folder shard's stream."""
     n = src.size
-    base = src.dataset
-    if cache:  # decode once, keep uint8 images in RAM
-        base = base.map(lambda ex: {'image': _decode_resize(tf, ex['image'], resolution),
-                                    'label': ex['label']},
-                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+    epoch, offset = divmod(start, n)
+    # Each epoch's order depends on (seed, shard, epoch) only, so a resumed run rebuilds it directly.
+    order = _epoch_order(n, min(buffer, n), _mix_seed(seed, shard, 1, epoch))
+    pos = start
+    while True:
+        ids = []
+        while len(ids) < batch:
+            take = order[offset:offset + batch - len(ids)]
+            ids.extend(take.tolist())
+            offset += len(take)
+            if offset == n:
+                epoch, offset = epoch + 1, 0
+                order = _epoch_order(n, min(buffer, n), _mix_seed(seed, shard, 1, epoch))
+        ids_a = np.asarray(ids, np.int64)
+        yield np.arange(pos, pos + batch), ids_a, [src.files[i] for i in ids], src.labels[ids_a]
+        pos += batch
+
+
+def _tfds_positions(src: _Source, shard: int, seed: int, start: int, batch: int, buffer: int
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray, list, np.ndarray]]:
+    """The same for a TFDS shard: tf.data reads and shuffles the records (see the module docstring)."""
+    tf = _tf()
+    n = src.size
+    base = src.records.enumerate().map(lambda i, ex: {'id': i, **ex})  # id: the decoded-image cache key
     shuffle_seed = _mix_seed(seed, shard, 1)
-    flip_seed = _mix_seed(seed, shard, 2)
 
     def epoch(e: Any) -> Any:
-        # Seed depends on (seed, shard, epoch) only, so any epoch can be rebuilt without the earlier ones.
         s = (tf.constant(shuffle_seed, tf.int64) * 1_000_003 + e) % (2 ** 31 - 1)
         return base.shuffle(min(buffer, n), seed=s, reshuffle_each_iteration=False)
 
     stream = tf.data.Dataset.range(start // n, _INT64_MAX).flat_map(epoch).skip(start % n)
     stream = tf.data.Dataset.zip((tf.data.Dataset.range(start, _INT64_MAX), stream))
+    stream = stream.map(lambda pos, ex: {'pos': pos, **ex}).batch(batch, drop_remainder=True).prefetch(2)
+    options = tf.data.Options()
+    options.deterministic = True
+    it = iter(stream.with_options(options).as_numpy_iterator())
+    while True:
+        try:
+            b = next(it)
+        except tf.errors.OpError as e:
+            msg = (e.message or str(e)).strip().splitlines()[0][:300]
+            raise ValueError(f'{src.name}: unreadable record ({msg})') from None
+        yield b['pos'], b['id'], list(b['image']), b['label']
 
-    def finish(pos: Any, ex: dict) -> dict:
-        img = ex['image'] if cache else _decode_resize(tf, ex['image'], resolution)
+
+def _shard_batches(src: _Source, shard: int, seed: int, start: int, batch: int, resolution: int, xflip: bool,
+                   buffer: int, cache: bool, c_dim: int, pool: Any) -> Iterator[dict[str, np.ndarray]]:
+    """Batches of one shard's stream from position ``start`` (see the module docstring)."""
+    if src.files is not None:
+        batches = _folder_positions(src, shard, seed, start, batch, buffer)
+    else:
+        batches = _tfds_positions(src, shard, seed, start, batch, buffer)
+    images = _Images(src.size, resolution, cache)
+    flip_seed = _mix_seed(seed, shard, 2)
+    for pos, ids, data, labels in batches:
+        names = data if src.files is not None else [f'{src.name}: record {i}' for i in ids]
+        imgs = np.stack(list(pool.map(images.get, ids.tolist(), data, names)))
         if xflip:
-            u = tf.random.stateless_uniform([], seed=tf.stack([tf.constant(flip_seed, tf.int64), pos]))
-            img = tf.cond(u < 0.5, lambda: img[:, ::-1], lambda: img)
-        if c_dim > 0:
-            label = tf.one_hot(ex['label'], c_dim, dtype=tf.float32)
-        else:
-            label = tf.zeros([0], tf.float32)
-        return {'image': img, 'label': label}
-
-    ds = stream.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch, drop_remainder=True)
+            flip = _flips(flip_seed, pos)
+            imgs[flip] = imgs[flip, :, ::-1]
+        onehot = np.eye(c_dim, dtype=np.float32)[labels] if c_dim > 0 else np.zeros((batch, 0), np.float32)
+        yield {'image': imgs, 'label': onehot}
 
 
 def create_input_iter(data_cfg: Any, global_batch_size: int, seed: int, start_step: int = 0,
@@ -383,9 +451,8 @@ def create_input_iter(data_cfg: Any, global_batch_size: int, seed: int, start_st
     a run of that many steps left it. ``local_shards``: data shards this process reads (training:
     one per local device, see the module docstring); the batch is their batches, concatenated in
     shard order. Raises ValueError naming the path for a missing, empty or unreadable dataset (at
-    creation, or at the first batch for files that fail to decode).
+    creation), or naming the file for an image that fails to decode (at the batch that holds it).
     """
-    tf = _tf()
     process_index, process_count = _process_info()
     if local_shards < 1:
         raise ValueError(f'local_shards must be >= 1, got {local_shards}')
@@ -405,34 +472,55 @@ def create_input_iter(data_cfg: Any, global_batch_size: int, seed: int, start_st
     shards = [process_index * local_shards + j for j in range(local_shards)]
     sources = [_open_source(data_cfg, c_dim, seed, workdir, i, num_shards) for i in shards]
     cache = sum(src.size for src in sources) * resolution * resolution * 3 <= _CACHE_BYTES
-    streams = [_shard_stream(tf, src, i, seed, start_step * shard_batch, shard_batch, resolution, xflip, buffer,
-                             cache, c_dim) for i, src in zip(shards, sources)]
-    if len(streams) == 1:
-        ds = streams[0]
-    else:
-        ds = tf.data.Dataset.zip(tuple(streams)).map(
-            lambda *parts: {k: tf.concat([p[k] for p in parts], 0) for k in parts[0]})
-    options = tf.data.Options()
-    options.deterministic = True
-    ds = ds.prefetch(2).with_options(options)
-    return _iterate(ds, sources[0].name)
+
+    def batches(pool: Any) -> Iterator[dict[str, np.ndarray]]:
+        streams = [_shard_batches(src, i, seed, start_step * shard_batch, shard_batch, resolution, xflip, buffer,
+                                  cache, c_dim, pool) for i, src in zip(shards, sources)]
+        for parts in zip(*streams):
+            yield parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    return _prefetch(batches, _PREFETCH)
 
 
-def _iterate(ds: Any, name: str) -> Iterator[dict[str, np.ndarray]]:
-    """numpy batches; decoding errors become a one-line ValueError naming the dataset."""
-    tf = _tf()
-    it = iter(ds.as_numpy_iterator())
-    while True:
-        try:
-            batch = next(it)
-        except tf.errors.OpError as e:
-            text = e.message or str(e)
-            ours = re.findall(r'^ValueError: (.+)$', text, re.M)  # _png_bytes' message names the file
-            if ours:
-                raise ValueError(ours[-1][:300]) from None
-            msg = text.strip().splitlines()[0][:300]
-            raise ValueError(f'{name}: unreadable image data ({msg})') from None
-        yield batch
+def _prefetch(make: Any, depth: int) -> Iterator[dict[str, np.ndarray]]:
+    """Run ``make(pool)``'s iterator in a background thread, ``depth`` batches ahead; images decode in a
+    thread pool (Pillow releases the GIL). Errors reach the consumer at the batch they belong to, and
+    closing (or dropping) the iterator stops the thread."""
+    import concurrent.futures
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1), 'decode') as pool:
+            try:
+                for b in make(pool):
+                    if not put((b, None)):
+                        return
+            except BaseException as e:  # handed to the consumer, which raises it
+                put((None, e))
+
+    thread = threading.Thread(target=produce, name='input_pipeline', daemon=True)
+    thread.start()
+    try:
+        while True:
+            b, err = q.get()
+            if err is not None:
+                raise err
+            yield b
+    finally:
+        stop.set()
 
 
 def dataset_size(data_cfg: Any, workdir: str | os.PathLike | None = None, seed: int = 0,

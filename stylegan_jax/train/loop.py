@@ -87,7 +87,7 @@ def _average(pending: list[dict]) -> dict[str, float]:
 
 def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> step_lib.TrainState:
     """Train (or resume) per `config` (configs/default.py's schema) in `workdir`; returns the final host state."""
-    # Initialize: every config check before anything is written or TensorFlow is imported, so a bad
+    # Initialize: every config check before anything is written or the data is opened, so a bad
     # setting is reported as one error line and leaves no workdir behind.
     workdir = pathlib.Path(workdir).absolute()
     cfg = run_config.network_config(config)
@@ -95,12 +95,12 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> step_lib.Trai
     trainer = step_lib.get_trainer(cfg, tc)
     snapshots.check_network_json(workdir, cfg)
     workdir.mkdir(parents=True, exist_ok=True)
-    from clu import metric_writers
     from tqdm import tqdm
 
     from stylegan_jax.metrics import evaluator as evaluator_lib
     from stylegan_jax.sample import parse_seeds
     from stylegan_jax.train import input_pipeline, plots, resources
+    from stylegan_jax.train.events import EventWriter
     from stylegan_jax.train.grid import GridSampler
     from stylegan_jax.train.progress import Progress
 
@@ -136,7 +136,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> step_lib.Trai
     evaluator, why = evaluator_lib.from_training_config(config, workdir)
     if evaluator is None:
         _info(f'FID skipped: {why}')
-    writer = metric_writers.create_default_writer(str(workdir), just_logging=not primary)
+    writer = EventWriter(workdir, enabled=primary)
     loss_log = history.JsonLog.open(workdir / 'loss_history.jsonl', step, writer=primary)
     metrics_log = history.JsonLog.open(workdir / 'metrics.jsonl', step, writer=primary)
     progress = Progress.for_run(config, workdir, kimg_of(step)) if primary else None  # samples/progress.png, SWD
