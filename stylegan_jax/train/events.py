@@ -57,8 +57,8 @@ class EventWriter:
         self._file = None
         if not enabled:
             return
-        from tensorboard.compat.proto import event_pb2
-        self._event_pb2 = event_pb2
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+        self._event_pb2, self._summary_pb2 = event_pb2, summary_pb2
         logdir = pathlib.Path(logdir)
         logdir.mkdir(parents=True, exist_ok=True)
         now = time.time()
@@ -85,7 +85,7 @@ class EventWriter:
         """One event with a simple_value per scalar, at ``step``."""
         if self._file is None:
             return
-        from tensorboard.compat.proto import summary_pb2
+        summary_pb2 = self._summary_pb2
         values = [summary_pb2.Summary.Value(tag=k, simple_value=float(v)) for k, v in scalars.items()]
         self._write(self._event_pb2.Event(wall_time=time.time(), step=int(step),
                                           summary=summary_pb2.Summary(value=values)))
